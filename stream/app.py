@@ -1,0 +1,135 @@
+"""Composition root: settings and options -> objects -> the loop. Signals stop it cleanly."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from stream.checkpoint import Checkpointer, CheckpointError
+from stream.config import Settings
+from stream.events import Decoder
+from stream.loop import CommitPolicy, Pacer, Ports, Runner
+from stream.metrics import ServiceMetrics
+from stream.pipeline import Pipeline
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    input: Path
+    labels: Path | None = None
+    out: Path | None = None
+    dead_letters: Path | None = None
+    resume: bool = False
+    speed: float | None = None  # None: as fast as possible
+    metrics_port: int | None = None
+
+
+@dataclass
+class RunResult:
+    pipeline: Pipeline
+    seconds: float
+    resumed: bool
+
+
+def make_decoder(settings: Settings) -> Decoder:
+    s = settings.input
+    return Decoder(s.id_field, s.ts_field, s.label_field, s.max_record_bytes)
+
+
+def restore(settings: Settings, resume: bool) -> tuple[Checkpointer | None, dict[str, Any] | None]:
+    """The checkpointer (if configured) and, with ``resume``, the state to continue from."""
+    directory = settings.checkpoint.dir
+    if directory is None:
+        if resume:
+            raise CheckpointError("--resume needs checkpoint.dir (SKEWSTREAM_CHECKPOINT__DIR or --checkpoint-dir)")
+        return None, None
+    checkpointer = Checkpointer(directory, settings.checkpoint.keep)
+    return checkpointer, checkpointer.load_latest() if resume else None
+
+
+def replay(
+    settings: Settings,
+    options: ReplayOptions,
+    progress: Callable[[Runner], None] | None = None,
+    stop: threading.Event | None = None,
+    setup: Callable[[Runner], None] | None = None,
+) -> RunResult:
+    """Run a file through the pipeline; resumes from the last checkpoint with ``options.resume``."""
+    from connectors.file import FileDeadLetters, FileSink, FileSource, NullSink
+
+    checkpointer, state = restore(settings, options.resume)
+    outputs = state["outputs"] if state else {}
+    resumed = state is not None
+    pipeline = state["pipeline"] if state else Pipeline(settings)
+    source = FileSource(options.input, settings.input.max_record_bytes)
+    labels = FileSource(options.labels, settings.input.max_record_bytes) if options.labels else None
+    sink = FileSink(options.out, outputs.get("scores") if resumed else None) if options.out else NullSink()
+    dead = FileDeadLetters(
+        options.dead_letters or _beside(options.out or options.input, "dead-letters.jsonl"),
+        outputs.get("dead_letters") if resumed else None,
+    )
+    if state:
+        source.seek(state["positions"]["events"])
+        if labels is not None:
+            labels.seek(state["positions"]["labels"])
+    metrics = _metrics(settings, options.metrics_port)
+    runner = Runner(
+        pipeline, make_decoder(settings), Ports(source, sink, dead, labels), checkpointer,
+        CommitPolicy(settings.checkpoint.every_events, settings.checkpoint.every_seconds),
+        metrics, Pacer(options.speed), state["positions"] if state else None,
+    )  # fmt: skip
+    runner.on_batch = progress
+    if setup is not None:
+        setup(runner)
+    started = time.perf_counter()
+    try:
+        with _stop_on_signals(stop or threading.Event()) as stopping:
+            runner.run(stopping)
+    finally:
+        for port in (source, labels, sink, dead):
+            if port is not None:
+                port.close()
+    return RunResult(pipeline, time.perf_counter() - started, resumed)
+
+
+def _beside(path: Path, name: str) -> Path:
+    return Path(path).with_name(f"{Path(path).stem}.{name}")
+
+
+def _metrics(settings: Settings, port: int | None) -> ServiceMetrics | None:
+    port = port if port is not None else settings.metrics.port
+    if port is None:
+        return None
+    metrics = ServiceMetrics(CollectorRegistry())
+    try:
+        metrics.serve(settings.metrics.host, port)
+    except OSError as exc:
+        raise OSError(f"metrics.port: cannot listen on {settings.metrics.host}:{port}: {exc.strerror}") from None
+    return metrics
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """SIGTERM / SIGINT set ``stop``: the loop finishes its batch and ends with a commit point."""
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,152 @@
+"""``skewstream replay | synth | bench``: argument parsing, progress and the end-of-run report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from stream.checkpoint import CheckpointError
+from stream.config import ConfigError, Settings, load_settings
+
+DEMO_PATH = Path("data/demo.jsonl")
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--speed: a factor > 0 or 'max'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("--speed: a factor > 0 or 'max'")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="skewstream", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    replay = commands.add_parser("replay", help="replay a JSONL/CSV file through the pipeline")
+    replay.add_argument("input", type=Path, help="events (JSONL, or CSV with a header)")
+    replay.add_argument("--labels", type=Path, help="delayed labels file (label-only records)")
+    replay.add_argument("--out", type=Path, help="scores output (JSONL)")
+    replay.add_argument("--dead-letters", type=Path, help="bad records (JSONL; default beside --out)")
+    replay.add_argument("--config", type=Path, help="TOML settings file")
+    replay.add_argument("--speed", type=_speed, default=None, help="event-time factor, or 'max' (default)")
+    replay.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    replay.add_argument("--checkpoint-dir", type=Path, help="sets checkpoint.dir")
+    replay.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    replay.add_argument("--model", help="sets model.kind (logreg|hoeffding|hat|arf|bagging)")
+    replay.add_argument("--plot", type=Path, help="PNG of rolling quality (default beside --out)")
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    synth = commands.add_parser("synth", help="write the seeded demo stream")
+    synth.add_argument("out", type=Path)
+    synth.add_argument("--events", type=int, default=200_000)
+    synth.add_argument("--profile", choices=("demo", "abrupt"), default="demo",
+                       help="demo: 1:250 with abrupt, gradual and prior drifts; abrupt: 1%% and one abrupt drift")  # fmt: skip
+    synth.add_argument("--seed", type=int, default=7)
+    synth.add_argument("--if-absent", action="store_true", help="do nothing when OUT exists")
+
+    bench = commands.add_parser("bench", help="benchmarks against river")
+    bench.add_argument("what", choices=("compare", "speed"))
+    bench.add_argument("--events", type=int, default=200_000)
+    bench.add_argument("--seed", type=int, default=7)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "replay":
+            return _replay(args)
+        if args.command == "synth":
+            return _synth(args)
+        return _bench(args)
+    except (ConfigError, CheckpointError, FileNotFoundError, OSError) as exc:
+        print(f"skewstream: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if args.checkpoint_dir is not None:
+        overrides["checkpoint"] = {"dir": args.checkpoint_dir}
+    if args.model is not None:
+        overrides["model"] = {"kind": args.model}
+    return load_settings(args.config, **overrides)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from stream.app import ReplayOptions, replay
+    from stream.report import plot, print_report
+
+    settings = _settings(args)
+    options = ReplayOptions(
+        args.input, args.labels, args.out, args.dead_letters, args.resume, args.speed, args.metrics_port
+    )
+    if args.no_progress:
+        result = replay(settings, options)
+    else:
+        with _Progress(args.input) as bar:
+            result = replay(settings, options, progress=bar.update)
+    print_report(result.pipeline, result.seconds)
+    png = args.plot or Path(args.out or args.input).with_suffix(".quality.png")
+    print(f"plot: {plot(result.pipeline, png)}")
+    if args.out:
+        print(f"scores: {args.out}")
+    return 0
+
+
+class _Progress:
+    """A rich progress bar over the bytes of the input file."""
+
+    def __init__(self, path: Path) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.total = path.stat().st_size if path.exists() else 0
+        self.bar = Progress(
+            TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[events]:,} events"), TimeRemainingColumn(),
+        )  # fmt: skip
+        self.task = self.bar.add_task("replay", total=self.total, events=0)
+
+    def __enter__(self) -> _Progress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def update(self, runner: Any) -> None:
+        done = runner.positions["events"].get(0, 0)
+        self.bar.update(self.task, completed=done, events=runner.pipeline.counts["scored"])
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from stream.synth import ABRUPT, DEMO, write_jsonl
+
+    if args.if_absent and args.out.exists():
+        print(f"{args.out} exists; not regenerated")
+        return 0
+    spec = replace(ABRUPT if args.profile == "abrupt" else DEMO, n=args.events, seed=args.seed)
+    stream = write_jsonl(spec, args.out)
+    print(f"wrote {args.out}: {spec.n:,} events, {int(stream.y.sum()):,} positives, drifts at {stream.drifts}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from stream.bench.compare import main as bench_main
+
+    return bench_main(args.what, args.events, args.seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

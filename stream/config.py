@@ -1,0 +1,217 @@
+"""One frozen settings tree for the whole service.
+
+Built once in ``main()`` from (highest first) explicit overrides, ``SKEWSTREAM_*`` environment
+variables (``__`` nests: ``SKEWSTREAM_SAMPLER__CODEWORDS=32``) and a TOML file, then passed down.
+Nothing reads it at import time. ``extra="forbid"`` everywhere: a typo is an error naming the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+# The TOML file of the Settings being built (a source below env vars, above defaults).
+_toml_path: ContextVar[Path | None] = ContextVar("_toml_path", default=None)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class InputSettings(_Section):
+    id_field: str = Field("id", description="Name of the event id field.")
+    ts_field: str = Field("ts", description="Name of the event-time field (seconds or ISO-8601).")
+    label_field: str = Field("label", description="Name of the label field (0|1|true|false|null).")
+    features: list[str] | None = Field(
+        None, description="Fixed feature order; None freezes it from the first valid event."
+    )
+    max_record_bytes: int = Field(65_536, gt=0, description="Longer records go to dead letters.")
+    dedupe_window: int = Field(
+        200_000, gt=0, description="How many recent event ids are remembered to reject duplicates."
+    )
+
+
+class SamplerSettings(_Section):
+    enabled: bool = Field(True, description="False keeps every majority event (no resampling).")
+    mode: Literal["vq", "random"] = Field(
+        "vq", description="vq: codebook token buckets; random: uniform undersampling (ablation)."
+    )
+    codewords: int = Field(64, ge=1, le=4096, description="Codebook size K.")
+    ratio: float = Field(
+        10.0, gt=0, description="Target kept majority:minority ratio r of the training stream."
+    )
+    lr_floor: float = Field(
+        0.01, gt=0, le=1, description="Lower bound of a codeword's 1/n learning rate (tracks drift)."
+    )
+    reseed_distance: float = Field(
+        4.0, gt=0, description="Re-seed the least-used codeword when an event is farther (std units / sqrt(d))."
+    )
+    bucket_capacity: float = Field(4.0, ge=1, description="Tokens a codeword can save up.")
+    prior_decay: float = Field(0.999, gt=0, lt=1, description="Decay of the minority-rate estimate.")
+    warmup: int = Field(
+        500, ge=0, description="Labelled events seen before undersampling starts (all kept before)."
+    )
+    drift_lr_boost: int = Field(
+        20, ge=1, description="On drift, codeword counts are capped here so rates jump to >= 1/this."
+    )
+
+
+class WeightingSettings(_Section):
+    enabled: bool = Field(True, description="False trains every kept event with weight 1.")
+    decay: float = Field(0.999, gt=0, lt=1, description="Decay of the class priors (0.99..0.9999).")
+    beta: float = Field(0.5, ge=0, le=2, description="Weight = (prior_majority / prior_c) ** beta.")
+    max_weight: float = Field(20.0, ge=1, description="Cap on any class weight.")
+    warmup: int = Field(0, ge=0, description="Kept events before reweighting starts (deferred).")
+
+
+ModelKind = Literal["logreg", "hoeffding", "hat", "arf", "bagging"]
+DetectorKind = Literal["adwin", "kswin", "page_hinkley", "none"]
+
+
+class ModelSettings(_Section):
+    kind: ModelKind = Field("bagging", description="River learner behind the fraud probability.")
+    seed: int = Field(42, description="Seed of every random choice of the model and repeats.")
+    ensemble_size: int = Field(5, ge=1, le=100, description="Members of arf / bagging.")
+    grace_period: int = Field(100, ge=10, description="Hoeffding trees: events between split tries.")
+    learning_rate: float = Field(0.05, gt=0, description="logreg: SGD step size.")
+    drift: DetectorKind = Field(
+        "adwin", description="Detector on each class's error; 'none' disables drift handling."
+    )
+    drift_delta: float = Field(0.002, gt=0, lt=1, description="ADWIN confidence of a drift.")
+    warning_delta: float = Field(0.01, gt=0, lt=1, description="ADWIN confidence of a warning.")
+    drift_cooldown: int = Field(
+        5_000, ge=0, description="Labelled events after the start and after a swap before drift watch."
+    )
+    background_timeout: int = Field(
+        20_000, ge=1, description="Labelled events a background model may take to beat the served one."
+    )
+    swap_min_positives: int = Field(
+        5, ge=1, description="Positives a background model must have scored before it can be swapped in."
+    )
+
+
+class AnomalySettings(_Section):
+    kind: Literal["hst", "codebook", "none"] = Field(
+        "hst", description="hst: river HalfSpaceTrees; codebook: distance to the majority codebook."
+    )
+    trees: int = Field(10, ge=1, description="HalfSpaceTrees: number of trees.")
+    height: int = Field(8, ge=1, description="HalfSpaceTrees: tree height.")
+    window: int = Field(250, ge=1, description="HalfSpaceTrees: window size.")
+    learn_every: int = Field(4, ge=1, description="Learn from every k-th majority/unlabelled event.")
+
+
+class ThresholdSettings(_Section):
+    mode: Literal["budget", "gmean"] = Field(
+        "budget", description="budget: alert on the top q of scores; gmean: best G-mean recently."
+    )
+    alert_budget: float = Field(0.01, gt=0, lt=1, description="q: share of events to alert on.")
+    window: int = Field(20_000, ge=100, description="Recent scores (budget) or labels (gmean) used.")
+    refresh_every: int = Field(500, ge=1, description="Events between threshold recomputations.")
+    initial: float = Field(0.5, ge=0, le=1, description="Threshold until the window is warm.")
+
+
+class LabelSettings(_Section):
+    max_pending: int = Field(200_000, ge=1, description="Scored-but-unlabelled events held at most.")
+    ttl_seconds: float = Field(
+        7 * 86_400.0, gt=0, description="Event-time age after which a pending event expires."
+    )
+    timeout_as_negative: bool = Field(
+        False, description="Learn expired events as negatives instead of dropping them."
+    )
+
+
+class CheckpointSettings(_Section):
+    dir: Path | None = Field(None, description="Directory for checkpoints; None disables them.")
+    every_events: int = Field(50_000, ge=1, description="Commit point after this many events.")
+    every_seconds: float = Field(30.0, gt=0, description="... or after this many seconds.")
+    keep: int = Field(3, ge=1, description="Checkpoints kept on disk (newest first).")
+
+
+class QualitySettings(_Section):
+    rolling_window: int = Field(20_000, ge=100, description="Labelled events in rolling metrics.")
+    report_every: int = Field(2_000, ge=1, description="Labelled events between report points.")
+
+
+class MetricsSettings(_Section):
+    host: str = Field("127.0.0.1", description="Bind address of the /metrics endpoint.")
+    port: int | None = Field(None, ge=0, le=65_535, description="Port of /metrics; None: off.")
+
+
+class Settings(BaseSettings):
+    """The whole configuration. See ``deploy/config.example.toml`` for every key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SKEWSTREAM_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    input: InputSettings = InputSettings()
+    sampler: SamplerSettings = SamplerSettings()
+    weighting: WeightingSettings = WeightingSettings()
+    model: ModelSettings = ModelSettings()
+    anomaly: AnomalySettings = AnomalySettings()
+    threshold: ThresholdSettings = ThresholdSettings()
+    labels: LabelSettings = LabelSettings()
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    quality: QualitySettings = QualitySettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+    @model_validator(mode="after")
+    def _distinct_fields(self) -> Settings:
+        names = [self.input.id_field, self.input.ts_field, self.input.label_field]
+        if len(set(names)) != 3:
+            raise ValueError("input.id_field, input.ts_field and input.label_field must differ")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        path = _toml_path.get()
+        if path is not None:
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=path),)
+        return sources
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message is one line naming the key and the problem."""
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings: ``overrides`` (nested dicts) > ``SKEWSTREAM_*`` env > TOML file > defaults."""
+    if path is not None:
+        try:
+            tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"--config: file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--config: {path} is not valid TOML: {exc}") from None
+    token = _toml_path.set(path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
+    finally:
+        _toml_path.reset(token)
+
+
+def _one_line(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "settings"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"setting '{key}': {first['msg']}{more}"

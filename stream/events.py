@@ -1,0 +1,221 @@
+"""What flows through the loop: raw records in, events and labels decoded, scores out.
+
+Decoding is the input boundary: anything wrong with a record raises :class:`BadRecord` with a
+short, bounded ``reason`` (a metric label) and a human ``detail``; the loop sends it to the dead
+letters and goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Raw bytes from a source, and where they came from.
+
+    ``partition``/``next_offset`` is the source position *after* this record: once the record is
+    processed, that is where a restart resumes (bytewax's snapshot rule: store the next offset).
+    ``header`` is the CSV header for CSV records, None for JSON.
+    """
+
+    value: bytes
+    origin: str
+    partition: int
+    next_offset: int
+    header: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A decoded event: numeric fields in ``x``; ``y`` is None when the label comes later."""
+
+    id: str
+    ts: float | None
+    x: dict[str, float]
+    y: int | None
+    non_numeric: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A delayed label for an event scored earlier (``ts``: when it became known, if said)."""
+
+    id: str
+    y: int
+    ts: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """What the service says about one event."""
+
+    id: str
+    ts: float
+    score: float
+    anomaly: float
+    alert: bool
+    threshold: float
+    model_version: int
+
+
+class BadRecord(Exception):
+    """A record that cannot be used; ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# Every dead-letter reason (bounded: these are metric label values).
+REASONS = (
+    "too_large",
+    "invalid_encoding",
+    "invalid_json",
+    "invalid_csv",
+    "not_an_object",
+    "missing_id",
+    "duplicate_id",
+    "bad_ts",
+    "bad_label",
+    "bad_feature",
+    "non_finite_feature",
+    "no_features",
+    "unknown_label_id",
+)
+
+_LABELS: dict[Any, int | None] = {
+    0: 0, 1: 1, False: 0, True: 1, None: None,
+    "0": 0, "1": 1, "true": 1, "false": 0, "True": 1, "False": 0, "": None, "null": None,
+}  # fmt: skip
+
+
+class Decoder:
+    """Turns records into :class:`Event` / :class:`Label`; stateless apart from its settings."""
+
+    def __init__(self, id_field: str, ts_field: str, label_field: str, max_bytes: int) -> None:
+        self.id_field = id_field
+        self.ts_field = ts_field
+        self.label_field = label_field
+        self.max_bytes = max_bytes
+
+    def decode(self, record: Record) -> Event | Label:
+        if record.header is not None:
+            return self.decode_csv(record.value, record.header)
+        return self.decode_json(record.value)
+
+    def decode_json(self, raw: bytes) -> Event | Label:
+        self._check_size(raw)
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            reason = "invalid_encoding" if "utf-8" in str(exc).lower() else "invalid_json"
+            raise BadRecord(reason, str(exc)) from None
+        if not isinstance(obj, dict):
+            raise BadRecord("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
+        return self.decode_mapping(obj, from_text=False)
+
+    def decode_csv(self, raw: bytes, header: tuple[str, ...]) -> Event | Label:
+        self._check_size(raw)
+        try:
+            rows = list(csv.reader([raw.decode("utf-8").rstrip("\r\n")]))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise BadRecord("invalid_csv", str(exc)) from None
+        row = rows[0] if rows else []
+        if len(row) != len(header):
+            raise BadRecord("invalid_csv", f"{len(row)} fields, header has {len(header)}")
+        obj = {k: v for k, v in zip(header, row) if v != ""}
+        return self.decode_mapping(obj, from_text=True)
+
+    def decode_mapping(self, obj: dict[str, Any], from_text: bool) -> Event | Label:
+        """Decode a flat mapping; ``from_text`` parses numbers written as strings (CSV)."""
+        event_id = self._id(obj.get(self.id_field))
+        y = self._label(obj.get(self.label_field))
+        x: dict[str, float] = {}
+        non_numeric: list[str] = []
+        skip = (self.id_field, self.ts_field, self.label_field)
+        for key, value in obj.items():
+            if key in skip:
+                continue
+            number = _number(value, from_text)
+            if number is None:
+                non_numeric.append(key)
+            elif not math.isfinite(number):
+                raise BadRecord("non_finite_feature", f"feature '{key}' is {value!r}")
+            else:
+                x[key] = number
+        if not x and not non_numeric:
+            if y is None:
+                raise BadRecord("no_features", "record has neither features nor a label")
+            return Label(event_id, y, self._ts(obj.get(self.ts_field)))
+        return Event(event_id, self._ts(obj.get(self.ts_field)), x, y, tuple(non_numeric))
+
+    def _check_size(self, raw: bytes) -> None:
+        if len(raw) > self.max_bytes:
+            raise BadRecord("too_large", f"{len(raw)} bytes > input.max_record_bytes={self.max_bytes}")
+
+    def _id(self, value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+            raise BadRecord("missing_id", f"field '{self.id_field}' missing or not a string/int")
+        return str(value)
+
+    def _label(self, value: Any) -> int | None:
+        try:
+            return _LABELS[value]
+        except (KeyError, TypeError):
+            raise BadRecord("bad_label", f"field '{self.label_field}'={value!r} not in 0|1|true|false|null") from None
+
+    def _ts(self, value: Any) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                pass
+            else:
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=timezone.utc)
+                return moment.timestamp()
+        raise BadRecord("bad_ts", f"field '{self.ts_field}'={value!r} is not seconds or ISO-8601")
+
+
+def _number(value: Any, from_text: bool) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if from_text and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def encode_scored(scored: Scored) -> bytes:
+    """One JSON line of the scores output (also the Kafka score message value)."""
+    return orjson.dumps(
+        {
+            "id": scored.id,
+            "ts": scored.ts,
+            "score": scored.score,
+            "anomaly": scored.anomaly,
+            "alert": scored.alert,
+            "threshold": scored.threshold,
+            "model_version": scored.model_version,
+        }
+    )

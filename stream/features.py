@@ -1,0 +1,91 @@
+"""Event fields -> a fixed-order, standardised float vector.
+
+The order is fixed (from config, or frozen from the first valid event) so that the codebook, the
+label store and the models always see the same coordinates. Standardisation is Welford's online
+mean/variance over *every* scored event, not only the ones the sampler keeps for training, so it is
+not biased by undersampling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from stream.events import BadRecord, Event
+
+# Standardised values are clipped: one absurd value must not blow up a linear model.
+_CLIP = 50.0
+
+
+@njit(cache=True)
+def welford_standardise(
+    raw: np.ndarray, count: int, mean: np.ndarray, m2: np.ndarray, out: np.ndarray
+) -> None:
+    """Fold ``raw`` into (count, mean, m2) - count already includes it - and write z-scores."""
+    for i in range(raw.shape[0]):
+        delta = raw[i] - mean[i]
+        mean[i] += delta / count
+        m2[i] += delta * (raw[i] - mean[i])
+        std = np.sqrt(m2[i] / (count - 1)) if count > 1 else 0.0
+        z = (raw[i] - mean[i]) / std if std > 1e-12 else 0.0
+        out[i] = min(max(z, -_CLIP), _CLIP)
+
+
+class FeatureSpace:
+    """Fixed feature order, running-mean imputation, online standardisation.
+
+    >>> from stream.events import Event
+    >>> space = FeatureSpace(None)
+    >>> for v in (1.0, 2.0, 3.0):
+    ...     z = space.vector(Event("e", 0.0, {"a": v, "b": 2 * v}, None))
+    >>> space.names, [round(float(t), 3) for t in z]
+    (['a', 'b'], [1.0, 1.0])
+    """
+
+    def __init__(self, names: list[str] | None) -> None:
+        self.names: list[str] | None = list(names) if names else None
+        self.count = 0
+        self.mean = np.zeros(len(self.names or ()))
+        self.m2 = np.zeros(len(self.names or ()))
+        self.known = set(self.names or ())
+        self.imputed_total = 0
+        self.extra_total = 0
+
+    @property
+    def dim(self) -> int:
+        return len(self.names or ())
+
+    def vector(self, event: Event) -> np.ndarray:
+        """The standardised vector of ``event``; updates the running statistics."""
+        names = self.names if self.names is not None else self._freeze(event)
+        for key in event.non_numeric:
+            if key in self.known:
+                raise BadRecord("bad_feature", f"feature '{key}' is not a number")
+        raw = np.empty(len(names))
+        matched = 0
+        for i, name in enumerate(names):
+            value = event.x.get(name)
+            if value is None:
+                raw[i] = self.mean[i]
+                self.imputed_total += 1
+            else:
+                raw[i] = value
+                matched += 1
+        self.extra_total += len(event.x) - matched
+        self.count += 1
+        out = np.empty(len(names))
+        welford_standardise(raw, self.count, self.mean, self.m2, out)
+        return out
+
+    def as_dict(self, z: np.ndarray) -> dict[str, float]:
+        """The river view of a vector: ``{name: value}`` in the fixed order."""
+        return dict(zip(self.names or (), z.tolist()))
+
+    def _freeze(self, event: Event) -> list[str]:
+        if not event.x:
+            raise BadRecord("no_features", "first event has no numeric feature to freeze the order")
+        self.names = list(event.x)
+        self.mean = np.zeros(len(self.names))
+        self.m2 = np.zeros(len(self.names))
+        self.known = set(self.names)
+        return self.names

@@ -1,0 +1,223 @@
+"""The loop: poll -> decode -> score/learn -> write; a commit point when due and at the end.
+
+One thread. The order at a commit point is ``sink.flush -> checkpoint.save -> source.commit``; an
+exception anywhere stops the loop *without* a commit point, so a restart resumes from the last
+checkpoint: events after it are scored again (outputs are at-least-once, or exactly-once for file
+sinks, which are cut back), and never learned twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.checkpoint import Checkpointer
+from stream.events import BadRecord, Decoder, Event, Label, Record
+from stream.metrics import ServiceMetrics
+from stream.pipeline import Pipeline
+from stream.protocols import DeadLetters, Offsets, Sink, Source
+
+log = logging.getLogger(__name__)
+
+BATCH = 512
+PUBLISH_EVERY_SECONDS = 1.0
+
+
+@dataclass
+class CommitPolicy:
+    """A commit point every ``events`` events or ``seconds`` seconds, whichever comes first."""
+
+    events: int
+    seconds: float
+    clock: Callable[[], float] = time.monotonic
+    _count: int = 0
+    _since: float = field(default_factory=time.monotonic)
+
+    def add(self, n: int) -> None:
+        self._count += n
+
+    def due(self) -> bool:
+        return self._count >= self.events or self.clock() - self._since >= self.seconds
+
+    def reset(self) -> None:
+        self._count, self._since = 0, self.clock()
+
+
+@dataclass
+class Ports:
+    """The I/O of one run; everything else is the pipeline."""
+
+    source: Source
+    sink: Sink
+    dead_letters: DeadLetters
+    labels: Source | None = None
+
+
+class Pacer:
+    """Replays at ``speed`` x event time (None: as fast as possible)."""
+
+    def __init__(self, speed: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.speed, self.clock = speed, clock
+        self.origin: tuple[float, float] | None = None  # (event ts, wall time) of the first event
+
+    def wait(self, ts: float | None) -> None:
+        if self.speed is None or ts is None:
+            return
+        if self.origin is None:
+            self.origin = (ts, self.clock())
+            return
+        due = self.origin[1] + (ts - self.origin[0]) / self.speed
+        delay = due - self.clock()
+        if delay > 0:
+            time.sleep(min(delay, 1.0))
+
+
+class Runner:
+    """Drives records through the pipeline and keeps the positions a checkpoint needs."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        decoder: Decoder,
+        ports: Ports,
+        checkpointer: Checkpointer | None,
+        policy: CommitPolicy,
+        metrics: ServiceMetrics | None = None,
+        pacer: Pacer | None = None,
+        positions: dict[str, Offsets] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.decoder = decoder
+        self.ports = ports
+        self.checkpointer = checkpointer
+        self.policy = policy
+        self.metrics = metrics
+        self.pacer = pacer or Pacer(None)
+        self.positions: dict[str, Offsets] = positions or {"events": {}, "labels": {}}
+        self.gate = LabelGate(self, ports.labels) if ports.labels is not None else None
+        self.on_batch: Callable[[Runner], None] | None = None
+        self._published = 0.0
+
+    def run(self, stop: threading.Event) -> None:
+        """Until the source is exhausted or ``stop`` is set; ends with a commit point."""
+        source = self.ports.source
+        while not stop.is_set():
+            batch = source.poll(BATCH)
+            if not batch and source.exhausted:
+                break
+            started = time.perf_counter()
+            for record in batch:
+                self.handle(record)
+                self.positions["events"][record.partition] = record.next_offset
+            self._after_batch(len(batch), started)
+        if self.gate is not None and source.exhausted and not stop.is_set():
+            self.gate.release(None)
+        self.commit_point()
+
+    def handle(self, record: Record) -> None:
+        """Decode one record and score or learn it; a bad one goes to the dead letters."""
+        try:
+            message = self.decoder.decode(record)
+            if isinstance(message, Label):
+                self.pipeline.learn_label(message)
+                return
+            self.pacer.wait(message.ts)
+            self._score(message)
+        except BadRecord as bad:
+            self.dead_letter(record, bad)
+
+    def _score(self, event: Event) -> None:
+        scored = self.pipeline.process(event)
+        self.ports.sink.write(scored)
+        if self.gate is not None:
+            self.gate.release(scored.ts)
+
+    def dead_letter(self, record: Record, bad: BadRecord) -> None:
+        self.pipeline.dead_letter(bad.reason)
+        self.ports.dead_letters.write(record, bad.reason, bad.detail)
+
+    def _after_batch(self, n: int, started: float) -> None:
+        self.policy.add(n)
+        if self.metrics is not None:
+            if n:
+                self.metrics.batch_seconds.observe(time.perf_counter() - started)
+            self.metrics.heartbeat.set_to_current_time()
+            if time.monotonic() - self._published >= PUBLISH_EVERY_SECONDS:
+                self.publish()
+        if self.on_batch is not None:
+            self.on_batch(self)
+        if self.policy.due():
+            self.commit_point()
+
+    def publish(self) -> None:
+        if self.metrics is not None:
+            self.metrics.publish(self.pipeline.snapshot())
+            self._published = time.monotonic()
+
+    def commit_point(self) -> None:
+        """Flush outputs, save state with positions, then tell the sources."""
+        started = time.perf_counter()
+        self.ports.sink.flush()
+        self.ports.dead_letters.flush()
+        if self.checkpointer is not None:
+            self.checkpointer.save(self.state())
+        self.ports.source.commit(self.positions["events"])
+        if self.ports.labels is not None:
+            self.ports.labels.commit(self.positions["labels"])
+        self.policy.reset()
+        if self.metrics is not None:
+            self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
+            self.metrics.checkpoint_time.set_to_current_time()
+            self.publish()
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "positions": {k: dict(v) for k, v in self.positions.items()},
+            "outputs": {"scores": self.ports.sink.position(), "dead_letters": self.ports.dead_letters.position()},
+        }
+
+
+class LabelGate:
+    """Releases a separate label stream in event time: a label with ``ts`` waits until the
+    events have reached it (a label cannot join an event not yet seen); one without is released
+    at once. Its position only moves past released records, so a held label is read again after
+    a restart."""
+
+    def __init__(self, runner: Runner, source: Source) -> None:
+        self.runner = runner
+        self.source = source
+        self.queue: deque[tuple[Record, Label | None]] = deque()
+
+    def release(self, now: float | None) -> None:
+        """Learn every label due at event time ``now`` (None: all that are left)."""
+        while True:
+            if not self.queue and not self._refill():
+                return
+            record, label = self.queue[0]
+            if label is not None and now is not None and label.ts is not None and label.ts > now:
+                return
+            self.queue.popleft()
+            if label is not None:
+                try:
+                    self.runner.pipeline.learn_label(label)
+                except BadRecord as bad:
+                    self.runner.dead_letter(record, bad)
+            self.runner.positions["labels"][record.partition] = record.next_offset
+
+    def _refill(self) -> bool:
+        for record in self.source.poll(BATCH):
+            try:
+                message = self.runner.decoder.decode(record)
+                if not isinstance(message, Label):
+                    raise BadRecord("bad_label", "record in the labels input is not a label-only record")
+                self.queue.append((record, message))
+            except BadRecord as bad:
+                self.runner.dead_letter(record, bad)
+                self.queue.append((record, None))
+        return bool(self.queue)

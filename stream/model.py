@@ -1,0 +1,207 @@
+"""The fraud-probability model: a river classifier with class-aware drift handling.
+
+On an imbalanced stream the overall error is the majority's error, so a detector on it never sees
+the minority concept change. Here each class's error (``1 - p`` for positives, ``p`` for negatives)
+feeds its own detector pair: a sensitive *warning* detector starts a background model that learns
+beside the served one; the *drift* detector confirms, and the background model is swapped in (and
+``version`` goes up) as soon as it beats the served one on the events both have scored. Only increases of the error count: a model that gets better is no drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import river.drift
+import river.ensemble
+import river.forest
+import river.linear_model
+import river.optim
+import river.tree
+
+from stream.config import ModelSettings
+from stream.quality import average_precision
+
+Learner = Any  # a river classifier (untyped library)
+
+
+def _logreg(s: ModelSettings) -> Learner:
+    # Features arrive standardised over the whole stream by FeatureSpace: that is the
+    # StandardScaler step, done where undersampling cannot bias it.
+    return river.linear_model.LogisticRegression(optimizer=river.optim.SGD(s.learning_rate))
+
+
+def _hoeffding(s: ModelSettings) -> Learner:
+    return river.tree.HoeffdingTreeClassifier(grace_period=s.grace_period, max_share_to_split=1.0)
+
+
+def _hat(s: ModelSettings) -> Learner:
+    return river.tree.HoeffdingAdaptiveTreeClassifier(
+        grace_period=s.grace_period, max_share_to_split=1.0, seed=s.seed
+    )
+
+
+def _arf(s: ModelSettings) -> Learner:
+    return river.forest.ARFClassifier(
+        n_models=s.ensemble_size, grace_period=s.grace_period, max_share_to_split=1.0, seed=s.seed
+    )
+
+
+def _bagging(s: ModelSettings) -> Learner:
+    return river.ensemble.BaggingClassifier(_hoeffding(s), n_models=s.ensemble_size, seed=s.seed)
+
+
+# kind -> (factory, learn_one takes a weight `w`)
+LEARNERS: dict[str, tuple[Callable[[ModelSettings], Learner], bool]] = {
+    "logreg": (_logreg, True),
+    "hoeffding": (_hoeffding, True),
+    "hat": (_hat, True),
+    "arf": (_arf, False),
+    "bagging": (_bagging, True),
+}
+
+
+def make_detector(kind: str, delta: float, seed: int) -> Any:
+    if kind == "adwin":
+        return river.drift.ADWIN(delta=delta)
+    if kind == "kswin":
+        return river.drift.KSWIN(alpha=delta, seed=seed)
+    if kind == "page_hinkley":
+        return river.drift.PageHinkley()
+    raise ValueError(f"model.drift: unknown detector {kind!r}")
+
+
+class ClassErrorMonitor:
+    """A detector on one class's error that reports only increases."""
+
+    def __init__(self, detector: Any) -> None:
+        self.detector = detector
+
+    def update(self, error: float) -> bool:
+        before = float(self.detector.estimation) if hasattr(self.detector, "estimation") else 0.0
+        self.detector.update(error)
+        if not self.detector.drift_detected:
+            return False
+        after = float(getattr(self.detector, "estimation", before + 1.0))
+        return after > before
+
+
+class OnlineModel:
+    """Served learner + optional background learner, per-class drift and warning monitors."""
+
+    def __init__(self, settings: ModelSettings) -> None:
+        self.settings = settings
+        self.factory, self.takes_weight = LEARNERS[settings.kind]
+        self.learner = self.factory(settings)
+        self.background: Challenger | None = None
+        self.version = 1
+        self.drifts: dict[str, int] = {"positive": 0, "negative": 0}
+        self.rng = np.random.default_rng(settings.seed)
+        self.drift_monitors, self.warning_monitors = self._monitors()
+        self.cooldown = settings.drift_cooldown
+
+    def _monitors(self) -> tuple[list[ClassErrorMonitor], list[ClassErrorMonitor]]:
+        s = self.settings
+        if s.drift == "none":
+            return [], []
+        drift = [ClassErrorMonitor(make_detector(s.drift, s.drift_delta, s.seed + c)) for c in (0, 1)]
+        warn = []
+        if s.drift == "adwin":  # the other detectors have no sensitivity knob worth a second copy
+            warn = [ClassErrorMonitor(make_detector(s.drift, s.warning_delta, s.seed)) for _ in (0, 1)]
+        return drift, warn
+
+    def score(self, x: dict[str, float]) -> float:
+        """Probability of the positive class."""
+        proba = self.learner.predict_proba_one(x)
+        return float(proba.get(1, proba.get(True, 0.0))) if proba else 0.0
+
+    def learn(self, x: dict[str, float], y: int, w: float) -> None:
+        self._learn(self.learner, x, y, w)
+        if self.background is not None:
+            self._learn(self.background.learner, x, y, w)
+
+    def _learn(self, learner: Learner, x: dict[str, float], y: int, w: float) -> None:
+        if self.takes_weight:
+            learner.learn_one(x, y, w=w)
+            return
+        for _ in range(int(self.rng.poisson(w))):
+            learner.learn_one(x, y)
+
+    def observe(self, x: dict[str, float], y: int, p: float) -> bool:
+        """Feed the prequential error of a labelled event; True when the model was swapped."""
+        if not self.drift_monitors:
+            return False
+        if self.background is not None:
+            self.background.compare(y, p, self.background.score(x))
+        if self.cooldown > 0:  # a young model's falling error is learning, not a concept change
+            self.cooldown -= 1
+            return False
+        error = 1.0 - p if y == 1 else p
+        if self.warning_monitors and self.warning_monitors[y].update(error):
+            self._start_background()
+        if self.drift_monitors[y].update(error):
+            self._start_background()
+            assert self.background is not None
+            self.background.confirmed = "positive" if y == 1 else "negative"
+        return self._maybe_swap()
+
+    def _start_background(self) -> None:
+        if self.background is None:
+            self.background = Challenger(self.factory(self.settings), self.settings.background_timeout)
+
+    def _maybe_swap(self) -> bool:
+        bg = self.background
+        if bg is None:
+            return False
+        if bg.confirmed and bg.better(self.settings.swap_min_positives):
+            self._swap(bg)
+            return True
+        if bg.age > self.settings.background_timeout:
+            self.background = None  # a warning that never became a better model
+        return False
+
+    def _swap(self, bg: Challenger) -> None:
+        self.learner = bg.learner
+        self.background = None
+        self.version += 1
+        self.drifts[bg.confirmed] += 1
+        # The new model has its own error level: watch it afresh once it has settled.
+        self.drift_monitors, self.warning_monitors = self._monitors()
+        self.cooldown = self.settings.drift_cooldown
+
+
+class Challenger:
+    """A background model started by a warning, and its scores next to the served model's.
+
+    A confirmed drift swaps it in only once it *ranks* the events both have scored better (higher
+    average precision, the quantity users care about on a rare class): after a real concept change
+    that happens within a few positives; after a false alarm it never does, and the served model,
+    with everything it learned, stays.
+    """
+
+    def __init__(self, learner: Learner, capacity: int) -> None:
+        self.learner = learner
+        self.age = 0
+        self.confirmed = ""  # the detector ("positive"/"negative") that confirmed a drift
+        self.scores = np.zeros((2, capacity))  # served, background
+        self.labels = np.zeros(capacity, dtype=np.int64)
+        self.positives = 0
+        self._verdict = False
+
+    def score(self, x: dict[str, float]) -> float:
+        proba = self.learner.predict_proba_one(x)
+        return float(proba.get(1, proba.get(True, 0.0))) if proba else 0.0
+
+    def compare(self, y: int, p_served: float, p_background: float) -> None:
+        i = self.age % self.labels.shape[0]
+        self.scores[0, i], self.scores[1, i], self.labels[i] = p_served, p_background, y
+        self.age += 1
+        if y == 1:  # rankings only change their verdict when a positive arrives
+            self.positives += 1
+            n = min(self.age, self.labels.shape[0])
+            served = average_precision(self.scores[0, :n], self.labels[:n])
+            self._verdict = average_precision(self.scores[1, :n], self.labels[:n]) > served
+
+    def better(self, min_positives: int) -> bool:
+        return self.positives >= min_positives and self._verdict

@@ -1,0 +1,168 @@
+"""The path of an event: vectorise, score, alert, hold or learn. Pure state, no I/O.
+
+``process(event)`` scores at once; a labelled event then learns (test-then-train). ``learn_label``
+joins a delayed label to the event it belongs to. Everything here is the checkpointed state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from stream.anomaly import AnomalyScorer
+from stream.config import Settings
+from stream.events import REASONS, BadRecord, Event, Label, Scored
+from stream.features import FeatureSpace
+from stream.labels import LabelJoin, Pending, RecentIds
+from stream.model import OnlineModel
+from stream.quality import Prequential
+from stream.sampling import VQSampler
+from stream.threshold import Threshold
+from stream.weighting import ClassWeights
+
+# Test hook: called with (event id, label) on every learning step (counts "learned twice").
+LearnHook = Callable[[str, int], None]
+
+
+class Pipeline:
+    """All learning state of the service."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.features = FeatureSpace(settings.input.features)
+        self.sampler: VQSampler | None = None  # needs the dimension: built on the first event
+        self.weights = ClassWeights(settings.weighting)
+        self.model = OnlineModel(settings.model)
+        self.anomaly = AnomalyScorer(settings.anomaly, settings.model.seed)
+        self.threshold = Threshold(settings.threshold)
+        self.labels = LabelJoin(settings.labels.max_pending, settings.labels.ttl_seconds)
+        self.ids = RecentIds(settings.input.dedupe_window)
+        self.quality = Prequential(settings.quality.rolling_window, settings.threshold.alert_budget)
+        self.counts: dict[str, int] = dict.fromkeys(
+            ("scored", "alerts", "labelled", "learned", "expired_dropped", "expired_as_negative"), 0
+        )
+        self.labels_by_class = [0, 0]
+        self.dead_letters: dict[str, int] = dict.fromkeys(REASONS, 0)
+        self.last_ts = 0.0
+        self.history = History(settings.quality.report_every)
+        self.learn_hook: LearnHook | None = None
+
+    def process(self, event: Event) -> Scored:
+        """Score ``event``; learn from it if labelled, else hold it for its label."""
+        if event.id in self.ids:
+            raise BadRecord("duplicate_id", f"event id {event.id!r} was seen already")
+        z = self.features.vector(event)
+        self.ids.add(event.id)
+        ts = self.last_ts if event.ts is None else event.ts
+        self.last_ts = max(self.last_ts, ts)
+        if self.sampler is None:
+            self.sampler = VQSampler(self.settings.sampler, z.shape[0], self.settings.model.seed)
+        x = self.features.as_dict(z)
+        p = self.model.score(x)
+        anomaly = self.anomaly.score(x, z, self.sampler)
+        alert = p > self.threshold.value
+        scored = Scored(event.id, ts, p, anomaly, alert, self.threshold.value, self.model.version)
+        self.threshold.observe_score(p)
+        self.counts["scored"] += 1
+        self.counts["alerts"] += alert
+        if event.y != 1:
+            self.anomaly.learn(x)
+        if event.y is None:
+            self._expired(self.labels.hold(Pending(event.id, ts, z, p, alert)))
+        else:
+            self._expired(self.labels.expire(ts))
+            self._learn(event.id, z, x, event.y, p, alert)
+        return scored
+
+    def learn_label(self, label: Label) -> None:
+        """Learn from a delayed label with the features and score its event had."""
+        pending = self.labels.join(label.id)
+        if pending is None:
+            raise BadRecord("unknown_label_id", f"no pending event with id {label.id!r}")
+        self._learn(pending.id, pending.z, self.features.as_dict(pending.z), label.y, pending.score, pending.alert)
+
+    def _expired(self, gone: list[Pending]) -> None:
+        for entry in gone:
+            if self.settings.labels.timeout_as_negative:
+                self.counts["expired_as_negative"] += 1
+                self._learn(entry.id, entry.z, self.features.as_dict(entry.z), 0, entry.score, entry.alert)
+            else:
+                self.counts["expired_dropped"] += 1
+
+    def _learn(self, event_id: str, z: np.ndarray, x: dict[str, float], y: int, p: float, alert: bool) -> None:
+        # Prequential: the score p was served before this label was known.
+        self.quality.observe(y, p, alert)
+        self.threshold.observe_label(y, p)
+        self.counts["labelled"] += 1
+        self.labels_by_class[y] += 1
+        self.history.maybe_record(self)
+        assert self.sampler is not None
+        if self.model.observe(x, y, p):
+            self.sampler.on_drift()
+            self.history.drift(self.counts["scored"], self.model.version)
+        if self.sampler.weight(z, y) == 0.0:
+            return
+        self.weights.observe(y)
+        self.model.learn(x, y, self.weights.weight(y))
+        self.counts["learned"] += 1
+        if self.learn_hook is not None:
+            self.learn_hook(event_id, y)
+
+    def dead_letter(self, reason: str) -> None:
+        self.dead_letters[reason] = self.dead_letters.get(reason, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything an operator or the end-of-run report needs, as plain numbers."""
+        sampler = self.sampler.stats() if self.sampler else {}
+        return {
+            "counts": dict(self.counts),
+            "labels_by_class": list(self.labels_by_class),
+            "dead_letters": dict(self.dead_letters),
+            "model_version": self.model.version,
+            "drifts": dict(self.model.drifts),
+            "threshold": self.threshold.value,
+            "label_store_size": len(self.labels),
+            "label_store_expired": self.labels.expired_total,
+            "features_imputed": self.features.imputed_total,
+            "features_unknown": self.features.extra_total,
+            "minority_prior": self.sampler.priors.prior(1) if self.sampler else 0.0,
+            "class_weights": [self.weights.weight(0), self.weights.weight(1)],
+            "sampler": sampler,
+            "run": self.quality.summary(),
+            "rolling": self.quality.rolling(),
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["learn_hook"] = None  # a test hook is not state
+        return state
+
+
+class History:
+    """Rolling quality over the stream, for the end-of-run plot; thinned to stay bounded."""
+
+    MAX_POINTS = 4_000
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.points: list[tuple[int, float, float, float]] = []  # scored, pr_auc, recall, alert rate
+        self.drifts: list[tuple[int, int]] = []  # scored, new model version
+        self._last = (0, 0)  # scored, alerts at the previous point
+
+    def maybe_record(self, pipeline: Pipeline) -> None:
+        if pipeline.quality.n % self.every:
+            return
+        rolling = pipeline.quality.rolling()
+        scored, alerts = pipeline.counts["scored"], pipeline.counts["alerts"]
+        rate = (alerts - self._last[1]) / max(1, scored - self._last[0])
+        self._last = (scored, alerts)
+        self.points.append((scored, rolling["pr_auc"], rolling["recall"], rate))
+        if len(self.points) > self.MAX_POINTS:
+            self.points = self.points[::2]
+            self.every *= 2
+
+    def drift(self, scored: int, version: int) -> None:
+        self.drifts.append((scored, version))
+        del self.drifts[: -self.MAX_POINTS]

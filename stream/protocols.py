@@ -1,0 +1,67 @@
+"""The seams of the loop. Each has an in-memory implementation in ``connectors.memory``."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from stream.events import Record, Scored
+
+# Per source partition, the next offset to read (a byte offset for files, a Kafka offset).
+Offsets = dict[int, int]
+
+
+class Source(Protocol):
+    """Where raw records come from."""
+
+    def poll(self, max_records: int) -> list[Record]:
+        """Up to ``max_records`` records; an empty list when none is ready now."""
+        ...
+
+    @property
+    def exhausted(self) -> bool:
+        """True when a bounded source (a file, a replay window) has nothing more."""
+        ...
+
+    def seek(self, offsets: Offsets) -> None:
+        """Continue from these positions (a checkpoint's), before the first poll."""
+        ...
+
+    def commit(self, offsets: Offsets) -> None:
+        """Record progress outside the checkpoint (Kafka group offsets, for lag); may do nothing."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Sink(Protocol):
+    """Where score messages go."""
+
+    def write(self, scored: Scored) -> None: ...
+
+    def flush(self) -> None:
+        """Make everything written so far durable; raises if it cannot."""
+        ...
+
+    def position(self) -> int:
+        """Bytes/messages made durable so far (saved in the checkpoint)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class DeadLetters(Protocol):
+    """Where bad records go, with their reason."""
+
+    def write(self, record: Record, reason: str, detail: str) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def position(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Clock(Protocol):
+    def __call__(self) -> float:
+        """Seconds, monotonic."""
+        ...

@@ -1,0 +1,173 @@
+"""Prequential quality: every labelled event is scored before it is learned; these count those scores.
+
+Whole-run ranking metrics come from a fixed histogram of scores per class (bounded memory; ties
+within one of 16,384 bins); rolling metrics are exact over a ring buffer of the last labelled
+events. The same functions score every peer in the benchmarks, so all numbers are comparable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stream.threshold import Ring
+
+BINS = 16_384
+
+
+def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """PR-AUC as average precision (tied scores form one threshold); NaN without positives.
+
+    >>> average_precision(np.array([0.9, 0.8, 0.3, 0.1]), np.array([1, 0, 1, 0]))
+    0.8333333333333333
+    """
+    pos = int(labels.sum())
+    if pos == 0:
+        return math.nan
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    last = np.r_[s[1:] != s[:-1], True]
+    tp = np.cumsum(y)[last].astype(float)
+    seen = (np.nonzero(last)[0] + 1).astype(float)
+    return _ap_from_cumulative(tp, seen, pos)
+
+
+def _ap_from_cumulative(tp: np.ndarray, seen: np.ndarray, pos: int) -> float:
+    recall_gain = np.diff(np.r_[0.0, tp]) / pos
+    precision = np.divide(tp, seen, out=np.zeros_like(tp), where=seen > 0)
+    return float(np.sum(recall_gain * precision))
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties count half); NaN without both classes.
+
+    >>> roc_auc(np.array([0.9, 0.8, 0.3, 0.1]), np.array([1, 0, 1, 0]))
+    0.75
+    """
+    pos = int(labels.sum())
+    neg = labels.shape[0] - pos
+    if pos == 0 or neg == 0:
+        return math.nan
+    order = np.argsort(scores, kind="stable")
+    s = scores[order]
+    ranks = np.empty(s.shape[0])
+    i = 0
+    while i < s.shape[0]:  # average ranks over ties
+        j = i
+        while j + 1 < s.shape[0] and s[j + 1] == s[i]:
+            j += 1
+        ranks[i : j + 1] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    rank_sum = float(ranks[labels[order] == 1].sum())
+    return (rank_sum - pos * (pos + 1) / 2.0) / (pos * neg)
+
+
+def recall_at_budget(scores: np.ndarray, labels: np.ndarray, budget: float) -> float:
+    """Share of positives among the top ``budget`` share of scores (the alert queue)."""
+    pos = int(labels.sum())
+    if pos == 0:
+        return math.nan
+    top = max(1, int(round(budget * scores.shape[0])))
+    order = np.argsort(-scores, kind="stable")
+    return float(labels[order[:top]].sum() / pos)
+
+
+@dataclass
+class Confusion:
+    """Counts of served alerts against labels."""
+
+    tp: int = 0
+    fp: int = 0
+    tn: int = 0
+    fn: int = 0
+
+    def add(self, y: int, alert: bool) -> None:
+        if y:
+            self.tp += alert
+            self.fn += not alert
+        else:
+            self.fp += alert
+            self.tn += not alert
+
+    def rates(self) -> dict[str, float]:
+        n = self.tp + self.fp + self.tn + self.fn
+        recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else math.nan
+        specificity = self.tn / (self.tn + self.fp) if self.tn + self.fp else math.nan
+        precision = self.tp / (self.tp + self.fp) if self.tp + self.fp else math.nan
+        agree = (self.tp + self.tn) / n if n else math.nan
+        chance = (
+            ((self.tp + self.fp) * (self.tp + self.fn) + (self.tn + self.fn) * (self.tn + self.fp)) / n**2
+            if n
+            else math.nan
+        )
+        kappa = (agree - chance) / (1.0 - chance) if n and chance < 1.0 else 0.0
+        return {
+            "recall": recall,
+            "precision": precision,
+            "gmean": math.sqrt(recall * specificity) if n else math.nan,
+            "kappa": kappa,
+        }
+
+
+@dataclass
+class Prequential:
+    """Whole-run and rolling quality of the served scores and alerts."""
+
+    window: int
+    budget: float
+    hist: np.ndarray = field(default_factory=lambda: np.zeros((2, BINS), dtype=np.int64))
+    confusion: Confusion = field(default_factory=Confusion)
+    n: int = 0
+
+    def __post_init__(self) -> None:
+        self.recent = Ring(self.window)
+        self.recent_alerts = Ring(self.window)
+
+    def observe(self, y: int, p: float, alert: bool) -> None:
+        self.hist[y, min(int(p * BINS), BINS - 1)] += 1
+        self.confusion.add(y, alert)
+        self.recent.push(p, y)
+        self.recent_alerts.push(float(alert), y)
+        self.n += 1
+
+    def summary(self) -> dict[str, float]:
+        """Whole-run metrics."""
+        neg, pos = self.hist[0][::-1].astype(float), self.hist[1][::-1].astype(float)
+        tp, seen = np.cumsum(pos), np.cumsum(pos + neg)
+        total_pos = int(pos.sum())
+        out = {"labelled": float(self.n), "positives": float(total_pos)}
+        out["pr_auc"] = _ap_from_cumulative(tp, seen, total_pos) if total_pos else math.nan
+        out["roc_auc"] = _hist_roc(pos, neg)
+        out["recall_at_budget"] = _hist_recall_at(tp, seen, total_pos, self.budget)
+        out.update(self.confusion.rates())
+        return out
+
+    def rolling(self) -> dict[str, float]:
+        """Metrics over the last ``window`` labelled events."""
+        scores, labels = self.recent.filled()
+        alerts, _ = self.recent_alerts.filled()
+        conf = Confusion()
+        conf.tp = int(((alerts > 0) & (labels == 1)).sum())
+        conf.fn = int(((alerts == 0) & (labels == 1)).sum())
+        conf.fp = int(((alerts > 0) & (labels == 0)).sum())
+        conf.tn = int(((alerts == 0) & (labels == 0)).sum())
+        out = {"pr_auc": average_precision(scores, labels.astype(np.int64))}
+        out.update(conf.rates())
+        return out
+
+
+def _hist_roc(pos: np.ndarray, neg: np.ndarray) -> float:
+    p_total, n_total = pos.sum(), neg.sum()
+    if p_total == 0 or n_total == 0:
+        return math.nan
+    pos_above = np.cumsum(pos) - pos  # positives in strictly higher bins
+    return float(np.sum(neg * (pos_above + pos / 2.0)) / (p_total * n_total))
+
+
+def _hist_recall_at(tp: np.ndarray, seen: np.ndarray, pos: int, budget: float) -> float:
+    if pos == 0:
+        return math.nan
+    k = int(np.searchsorted(seen, budget * seen[-1]))
+    return float(tp[min(k, tp.shape[0] - 1)] / pos)
