@@ -96,7 +96,7 @@ class ModelSettings(_Section):
         20_000, ge=1, description="Labelled events a background model may take to beat the served one."
     )
     swap_min_positives: int = Field(
-        5, ge=1, description="Positives a background model must have scored before it can be swapped in."
+        20, ge=1, description="Positives a background model must have scored before it can be swapped in."
     )
 
 

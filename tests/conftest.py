@@ -1,0 +1,38 @@
+"""Shared fixtures: small seeded streams and settings for fast, offline runs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream.config import Settings, load_settings
+from stream.synth import ABRUPT, DEMO, Stream, write_jsonl
+
+
+def small_settings(**overrides: Any) -> Settings:
+    """Defaults, minus the slow parts a unit test does not exercise."""
+    base: dict[str, Any] = {"anomaly": {"kind": "codebook"}, "model": {"kind": "hoeffding"}}
+    for section, values in overrides.items():
+        base.setdefault(section, {}).update(values)
+    return load_settings(None, **base)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return small_settings()
+
+
+@pytest.fixture
+def demo_file(tmp_path: Path) -> tuple[Path, Stream]:
+    """A 6,000-event demo stream with delayed labels and all three drifts."""
+    path = tmp_path / "demo.jsonl"
+    return path, write_jsonl(replace(DEMO, n=6_000, positive_rate=0.02, max_delay=300), path)
+
+
+@pytest.fixture
+def abrupt_file(tmp_path: Path) -> tuple[Path, Stream]:
+    path = tmp_path / "abrupt.jsonl"
+    return path, write_jsonl(replace(ABRUPT, n=8_000, positive_rate=0.03), path)

@@ -1,0 +1,65 @@
+"""Class-aware drift: a concept change on the minority class swaps the model; noise does not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stream.config import ModelSettings
+from stream.model import LEARNERS, OnlineModel
+from stream.quality import average_precision
+
+
+def run(model: OnlineModel, n: int, flip_at: int | None, seed: int = 0) -> list[int]:
+    """Prequential loop on a 5%-positive stream whose positives jump at ``flip_at``."""
+    rng = np.random.default_rng(seed)
+    swaps: list[int] = []
+    model.trace = []  # type: ignore[attr-defined]
+    for i in range(n):
+        y = int(rng.random() < 0.05)
+        centre = -2.0 if flip_at is not None and i >= flip_at else 2.0
+        v = rng.normal(centre if y else 0.0, 1.0, size=3)
+        x = {"a": float(v[0]), "b": float(v[1]), "c": float(v[2])}
+        p = model.score(x)
+        model.trace.append((y, p))  # type: ignore[attr-defined]
+        if model.observe(x, y, p):
+            swaps.append(i)
+        model.learn(x, y, 5.0 if y else 1.0)
+    return swaps
+
+
+def settings(kind: str = "hoeffding", **kw: object) -> ModelSettings:
+    return ModelSettings(kind=kind, drift_cooldown=1000, **kw)  # type: ignore[arg-type]
+
+
+def after_flip_ap(model: OnlineModel) -> float:
+    y, p = (np.array(v) for v in zip(*model.trace[6_000:]))  # type: ignore[attr-defined]
+    return average_precision(p, y)
+
+
+def test_minority_concept_change_swaps_in_a_better_model() -> None:
+    model, unguarded = OnlineModel(settings()), OnlineModel(settings(drift="none"))
+    swaps = run(model, 12_000, flip_at=6_000)
+    run(unguarded, 12_000, flip_at=6_000)
+    assert any(6_000 < s < 8_000 for s in swaps)
+    assert model.version == 1 + len(swaps) == 1 + sum(model.drifts.values())
+    assert after_flip_ap(model) > after_flip_ap(unguarded) + 0.03
+
+
+def test_a_converged_model_on_a_stationary_stream_is_kept() -> None:
+    model = OnlineModel(settings("logreg"))
+    assert run(model, 12_000, flip_at=None) == []
+    assert model.version == 1
+
+
+def test_drift_none_never_swaps() -> None:
+    model = OnlineModel(settings(drift="none"))
+    assert run(model, 8_000, flip_at=4_000) == []
+
+
+@pytest.mark.parametrize("kind", sorted(LEARNERS))
+def test_every_kind_scores_a_probability_and_learns(kind: str) -> None:
+    model = OnlineModel(ModelSettings(kind=kind, ensemble_size=2, grace_period=20))  # type: ignore[arg-type]
+    run(model, 2_000, flip_at=None)
+    p = model.score({"a": 2.0, "b": 2.0, "c": 2.0})
+    assert 0.0 <= p <= 1.0 and p > model.score({"a": 0.0, "b": 0.0, "c": 0.0})

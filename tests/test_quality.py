@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stream.quality import Confusion, Prequential, average_precision, recall_at_budget, roc_auc
+
+
+def brute_ap(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Average precision by definition: mean precision at each positive's rank (no ties)."""
+    order = np.argsort(-scores)
+    hits = labels[order]
+    ranks = np.nonzero(hits)[0] + 1
+    return float(np.mean(np.arange(1, len(ranks) + 1) / ranks))
+
+
+def brute_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg)))
+
+
+def test_exact_metrics_match_their_definitions() -> None:
+    rng = np.random.default_rng(0)
+    labels = (rng.random(3000) < 0.05).astype(np.int64)
+    scores = rng.random(3000) + 0.5 * labels
+    assert average_precision(scores, labels) == pytest.approx(brute_ap(scores, labels))
+    assert roc_auc(scores, labels) == pytest.approx(brute_auc(scores, labels))
+    top = np.argsort(-scores)[:30]
+    assert recall_at_budget(scores, labels, 0.01) == pytest.approx(labels[top].sum() / labels.sum())
+
+
+def test_histogram_whole_run_metrics_are_close_to_exact() -> None:
+    rng = np.random.default_rng(1)
+    labels = (rng.random(50_000) < 0.01).astype(np.int64)
+    scores = np.clip(rng.beta(1, 20, 50_000) + 0.3 * labels * rng.random(50_000), 0, 1)
+    run = Prequential(window=1000, budget=0.01)
+    for p, y in zip(scores, labels):
+        run.observe(int(y), float(p), bool(p > 0.3))
+    summary = run.summary()
+    assert summary["pr_auc"] == pytest.approx(average_precision(scores, labels), abs=0.01)
+    assert summary["roc_auc"] == pytest.approx(roc_auc(scores, labels), abs=0.002)
+    assert summary["recall_at_budget"] == pytest.approx(recall_at_budget(scores, labels, 0.01), abs=0.02)
+    tail = slice(-1000, None)
+    assert run.rolling()["pr_auc"] == pytest.approx(average_precision(scores[tail], labels[tail]))
+
+
+def test_confusion_rates() -> None:
+    conf = Confusion(tp=8, fn=2, fp=10, tn=80)
+    rates = conf.rates()
+    assert rates["recall"] == 0.8 and rates["precision"] == pytest.approx(8 / 18)
+    assert rates["gmean"] == pytest.approx((0.8 * 80 / 90) ** 0.5)
+    chance = (18 * 10 + 82 * 90) / 100**2
+    assert rates["kappa"] == pytest.approx((0.88 - chance) / (1 - chance))

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stream.config import ThresholdSettings
+from stream.threshold import Threshold, best_gmean_threshold
+
+
+def test_budget_mode_alerts_on_the_top_share() -> None:
+    threshold = Threshold(ThresholdSettings(mode="budget", alert_budget=0.02, window=5000, refresh_every=100))
+    rng = np.random.default_rng(0)
+    alerts = 0
+    scores = rng.beta(0.5, 5.0, size=30_000)
+    for p in scores:
+        alerts += p > threshold.value
+        threshold.observe_score(float(p))
+    late = scores[10_000:]
+    assert alerts / len(scores) == pytest.approx(0.02, abs=0.006)
+    assert np.mean(late > threshold.value) == pytest.approx(0.02, abs=0.006)
+
+
+def test_budget_mode_does_not_flood_on_tied_scores() -> None:
+    threshold = Threshold(ThresholdSettings(mode="budget", alert_budget=0.01, window=1000, refresh_every=100))
+    for _ in range(1000):
+        threshold.observe_score(0.0)
+    assert not 0.0 > threshold.value
+
+
+def test_gmean_mode_finds_the_separating_cut() -> None:
+    threshold = Threshold(ThresholdSettings(mode="gmean", window=2000, refresh_every=50))
+    rng = np.random.default_rng(1)
+    for _ in range(2000):
+        y = int(rng.random() < 0.1)
+        threshold.observe_label(y, float(rng.uniform(0.6, 1.0) if y else rng.uniform(0.0, 0.4)))
+    assert 0.35 < threshold.value < 0.65
+
+
+def test_best_gmean_needs_both_classes() -> None:
+    assert best_gmean_threshold(np.array([0.1, 0.2]), np.array([0, 0])) is None
