@@ -98,6 +98,8 @@ def replay(
         for port in (source, labels, sink, dead):
             if port is not None:
                 port.close()
+        if metrics is not None:
+            metrics.close()
     return RunResult(pipeline, time.perf_counter() - started, resumed)
 
 

@@ -104,4 +104,11 @@ class ServiceMetrics:
         self.collector.snapshot = snapshot
 
     def serve(self, host: str, port: int) -> None:
-        start_http_server(port, addr=host, registry=self.registry)
+        self.server, self.thread = start_http_server(port, addr=host, registry=self.registry)
+
+    def close(self) -> None:
+        server = getattr(self, "server", None)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            self.server = None

@@ -17,7 +17,7 @@ class DecayedPriors:
     >>> for y in (0, 0, 0, 1):
     ...     p.update(y)
     >>> round(p.prior(1), 3), p.minority_class()
-    (0.229, 1)
+    (0.291, 1)
     """
 
     def __init__(self, decay: float) -> None:

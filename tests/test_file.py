@@ -1,0 +1,89 @@
+"""File connectors: byte positions, CSV, giant lines, sinks cut back on resume, labels file gate."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import orjson
+
+from connectors.file import FileDeadLetters, FileSink, FileSource
+from connectors.memory import MemoryDeadLetters, MemorySink
+from stream.app import make_decoder
+from stream.events import Record, Scored
+from stream.loop import CommitPolicy, Ports, Runner
+from stream.pipeline import Pipeline
+from tests.conftest import small_settings
+
+
+def test_positions_are_next_byte_offsets_and_seek_resumes_there(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b'{"id":1}\n\n{"id":2}\n{"id":3}\n')
+    source = FileSource(path)
+    first = source.poll(2)
+    source.close()
+    assert [r.value for r in first] == [b'{"id":1}', b'{"id":2}']
+    again = FileSource(path)
+    again.seek({0: first[-1].next_offset})
+    assert [r.value for r in again.poll(10)] == [b'{"id":3}'] and again.exhausted
+    again.close()
+
+
+def test_a_giant_line_is_cut_and_skipped_without_reading_it_whole(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b'{"id":1}\n' + b"x" * 5000 + b"\n" + b'{"id":2}\n')
+    source = FileSource(path, max_record_bytes=100)
+    records = source.poll(10)
+    source.close()
+    assert [len(r.value) for r in records] == [8, 101, 8]
+    assert records[-1].next_offset == path.stat().st_size
+
+
+def test_csv_source_carries_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    path.write_text("id,ts,label,a\ne1,1,0,0.5\n")
+    source = FileSource(path)
+    (record,) = source.poll(10)
+    source.close()
+    assert record.header == ("id", "ts", "label", "a")
+    assert make_decoder(small_settings()).decode(record).x == {"a": 0.5}  # type: ignore[union-attr]
+
+
+def test_sinks_cut_back_to_the_checkpoint_position(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path / "s.jsonl", None)
+    sink.write(Scored("a", 1.0, 0.1, 0.0, False, 0.5, 1))
+    sink.flush()
+    kept = sink.position()
+    sink.write(Scored("b", 2.0, 0.2, 0.0, False, 0.5, 1))
+    sink.close()
+    again = FileSink(tmp_path / "s.jsonl", kept)
+    again.close()
+    assert (tmp_path / "s.jsonl").read_bytes().count(b"\n") == 1
+
+
+def test_dead_letters_keep_undecodable_bytes(tmp_path: Path) -> None:
+    dead = FileDeadLetters(tmp_path / "d.jsonl", None)
+    dead.write(Record(b"\xff\xfe", "f:1", 0, 2), "invalid_encoding", "bad utf-8")
+    dead.close()
+    line = orjson.loads((tmp_path / "d.jsonl").read_bytes())
+    assert line["raw_base64"] == "//4=" and line["reason"] == "invalid_encoding" and line["origin"] == "f:1"
+
+
+def test_labels_file_is_released_in_event_time(tmp_path: Path) -> None:
+    events = tmp_path / "e.jsonl"
+    events.write_bytes(b"".join(orjson.dumps({"id": f"e{i}", "ts": i, "label": None, "a": i}) + b"\n" for i in range(100)))
+    labels = tmp_path / "l.jsonl"
+    labels.write_bytes(b"".join(orjson.dumps({"id": f"e{i}", "ts": i + 5, "label": i % 2}) + b"\n" for i in range(100)))
+    settings = small_settings()
+    runner = Runner(
+        Pipeline(settings), make_decoder(settings),
+        Ports(FileSource(events), MemorySink(), MemoryDeadLetters(), FileSource(labels)), None, CommitPolicy(10**6, 1e9),
+    )  # fmt: skip
+    runner.run(threading.Event())
+    runner.ports.source.close()
+    dead = runner.ports.dead_letters
+    assert isinstance(dead, MemoryDeadLetters) and dead.items == []
+    assert runner.pipeline.labels_by_class == [50, 50]
+    assert runner.positions["labels"] == {0: labels.stat().st_size}
+    assert runner.ports.labels is not None
+    runner.ports.labels.close()

@@ -1,0 +1,80 @@
+"""The loop over in-memory ports: every event scored once, bad input dead-lettered, run goes on."""
+
+from __future__ import annotations
+
+import threading
+
+import orjson
+
+from connectors.memory import MemoryDeadLetters, MemorySink, MemorySource
+from stream.app import make_decoder
+from stream.loop import CommitPolicy, Ports, Runner
+from stream.pipeline import Pipeline
+from tests.conftest import small_settings
+
+
+def event(i: int, label: object = 0, **features: object) -> bytes:
+    return orjson.dumps({"id": f"e{i}", "ts": 1000.0 + i, "label": label, "a": float(i % 7), "b": 1.0, **features})
+
+
+BAD = [
+    (b"{oops", "invalid_json"),
+    (b'"just a string"', "not_an_object"),
+    (b'{"ts": 1, "a": 1}', "missing_id"),
+    (event(3), "duplicate_id"),
+    (b'{"id": "n1", "a": "abc", "b": 1}', "bad_feature"),
+    (b'{"id": "n2", "label": 7, "a": 1}', "bad_label"),
+    (b'{"id": "n3", "a": 1, "x": "' + b"z" * 70_000 + b'"}', "too_large"),
+    (b'{"id": "never-seen", "label": 1}', "unknown_label_id"),
+    (b'{"id": "n4", "ts": "soon", "a": 1}', "bad_ts"),
+]
+
+
+def run(values: list[bytes], **overrides: object) -> tuple[Runner, MemorySink, MemoryDeadLetters]:
+    settings = small_settings(**overrides)  # type: ignore[arg-type]
+    sink, dead = MemorySink(), MemoryDeadLetters()
+    runner = Runner(
+        Pipeline(settings), make_decoder(settings), Ports(MemorySource(values), sink, dead), None,
+        CommitPolicy(1000, 60.0),
+    )  # fmt: skip
+    runner.run(threading.Event())
+    return runner, sink, dead
+
+
+def test_bad_records_go_to_dead_letters_with_reason_and_origin_and_the_run_goes_on() -> None:
+    good = [event(i) for i in range(10)]
+    values = good[:5] + [raw for raw, _ in BAD] + good[5:]
+    runner, sink, dead = run(values)
+    assert [s.id for s in sink.durable] == [f"e{i}" for i in range(10)]
+    assert [reason for _, reason, _ in dead.items] == [reason for _, reason in BAD]
+    assert dead.items[0][0].origin == "memory:5"
+    counted = {k: v for k, v in runner.pipeline.dead_letters.items() if v}
+    assert counted == {reason: 1 for _, reason in BAD}
+
+
+def test_delayed_labels_join_learn_and_count() -> None:
+    values = [event(i, label=None) for i in range(20)]
+    values += [orjson.dumps({"id": f"e{i}", "label": int(i % 5 == 0)}) for i in range(20)]
+    runner, sink, _ = run(values)
+    pipeline = runner.pipeline
+    assert len(sink.durable) == 20
+    assert pipeline.labels_by_class == [16, 4]
+    assert len(pipeline.labels) == 0
+    assert pipeline.quality.n == 20
+
+
+def test_expired_events_are_dropped_or_learned_as_negative() -> None:
+    values = [event(i, label=None) for i in range(50)]
+    dropped, _, _ = run(values, labels={"ttl_seconds": 10.0})
+    assert dropped.pipeline.counts["expired_dropped"] == 39
+    negative, _, _ = run(values, labels={"ttl_seconds": 10.0, "timeout_as_negative": True})
+    assert negative.pipeline.counts["expired_as_negative"] == 39
+    assert negative.pipeline.labels_by_class == [39, 0]
+
+
+def test_a_commit_point_flushes_then_commits_positions() -> None:
+    runner, sink, _ = run([event(i) for i in range(30)])
+    source = runner.ports.source
+    assert isinstance(source, MemorySource)
+    assert source.committed == {0: 30}
+    assert len(sink.durable) == 30
