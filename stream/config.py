@@ -48,7 +48,7 @@ class SamplerSettings(_Section):
     )
     codewords: int = Field(64, ge=1, le=4096, description="Codebook size K.")
     ratio: float = Field(
-        10.0, gt=0, description="Target kept majority:minority ratio r of the training stream."
+        30.0, gt=0, description="Target kept majority:minority ratio r of the training stream."
     )
     lr_floor: float = Field(
         0.01, gt=0, le=1, description="Lower bound of a codeword's 1/n learning rate (tracks drift)."
@@ -61,6 +61,10 @@ class SamplerSettings(_Section):
     warmup: int = Field(
         500, ge=0, description="Labelled events seen before undersampling starts (all kept before)."
     )
+    density_correction: bool = Field(
+        False, description="Weight kept majority events by their region's inverse keep rate."
+    )
+    max_correction: float = Field(50.0, ge=1, description="Cap on that density-correction weight.")
     drift_lr_boost: int = Field(
         20, ge=1, description="On drift, codeword counts are capped here so rates jump to >= 1/this."
     )

@@ -102,10 +102,11 @@ class Pipeline:
         if self.model.observe(x, y, p):
             self.sampler.on_drift()
             self.history.drift(self.counts["scored"], self.model.version)
-        if self.sampler.weight(z, y) == 0.0:
+        w = self.sampler.weight(z, y)
+        if w == 0.0:
             return
-        self.weights.observe(y)
-        self.model.learn(x, y, self.weights.weight(y))
+        self.weights.observe(y, w)
+        self.model.learn(x, y, w * self.weights.weight(y))
         self.counts["learned"] += 1
         if self.learn_hook is not None:
             self.learn_hook(event_id, y)

@@ -58,6 +58,7 @@ def vq_step(
     codebook: np.ndarray,
     counts: np.ndarray,
     usage: np.ndarray,
+    kept: np.ndarray,
     buckets: np.ndarray,
     state: np.ndarray,
     x: np.ndarray,
@@ -92,6 +93,7 @@ def vq_step(
     refill = keep_rate / n
     for i in range(n):
         usage[i] *= USAGE_DECAY
+        kept[i] *= USAGE_DECAY
         buckets[i] += refill
         if buckets[i] > capacity:
             state[SPILL] = min(state[SPILL] + buckets[i] - capacity, capacity * n)
@@ -99,11 +101,12 @@ def vq_step(
     usage[j] += 1.0
     if buckets[j] >= 1.0:
         buckets[j] -= 1.0
-        return True, j
-    if state[SPILL] >= 1.0:
+    elif state[SPILL] >= 1.0:
         state[SPILL] -= 1.0
-        return True, j
-    return False, j
+    else:
+        return False, j
+    kept[j] += 1.0
+    return True, j
 
 
 class VQSampler:
@@ -114,6 +117,7 @@ class VQSampler:
         self.codebook = np.zeros((settings.codewords, dim))
         self.counts = np.zeros(settings.codewords)
         self.usage = np.zeros(settings.codewords)
+        self.kept_usage = np.zeros(settings.codewords)
         self.buckets = np.zeros(settings.codewords)
         self.state = np.zeros(3)
         self.priors = DecayedPriors(settings.prior_decay)
@@ -133,26 +137,32 @@ class VQSampler:
         return min(1.0, self.settings.ratio * p_min / max(p_maj, 1e-12))
 
     def weight(self, z: np.ndarray, y: int) -> float:
-        """1.0 to learn from this event, 0.0 to skip it; updates the codebook."""
+        """0.0 to skip this event; else its learning weight (1.0, or with ``density_correction``
+        the inverse keep rate of its region, so the kept majority keeps the majority's density)."""
         self.priors.update(y)
         self.seen += 1
         self.offered[y] += 1
-        keep = self._decide(z, y)
-        self.kept[y] += keep
-        return 1.0 if keep else 0.0
+        w = self._decide(z, y)
+        self.kept[y] += w > 0.0
+        return w
 
-    def _decide(self, z: np.ndarray, y: int) -> bool:
+    def _decide(self, z: np.ndarray, y: int) -> float:
         s = self.settings
         if not s.enabled or y == self.priors.minority_class():
-            return True
+            return 1.0
         rate = self.keep_rate() if self.seen > s.warmup else 1.0
         if s.mode == "random":
-            return bool(self.rng.random() < rate)
-        keep, _ = vq_step(
-            self.codebook, self.counts, self.usage, self.buckets, self.state, z,
+            keep = self.rng.random() < rate
+            return (1.0 / rate if s.density_correction else 1.0) if keep else 0.0
+        keep, j = vq_step(
+            self.codebook, self.counts, self.usage, self.kept_usage, self.buckets, self.state, z,
             rate, s.lr_floor, s.reseed_distance, s.bucket_capacity,
         )  # fmt: skip
-        return bool(keep)
+        if not keep:
+            return 0.0
+        if not s.density_correction:
+            return 1.0
+        return float(min(s.max_correction, self.usage[j] / self.kept_usage[j]))
 
     def distance(self, z: np.ndarray) -> float:
         """Distance from ``z`` to the majority codebook (an anomaly score), 0 while empty."""

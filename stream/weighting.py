@@ -24,10 +24,11 @@ class DecayedPriors:
         self.decay = decay
         self.mass = [0.0, 0.0]
 
-    def update(self, y: int) -> None:
+    def update(self, y: int, weight: float = 1.0) -> None:
+        """Count one event of class ``y`` standing for ``weight`` events."""
         self.mass[0] *= self.decay
         self.mass[1] *= self.decay
-        self.mass[y] += 1.0 - self.decay
+        self.mass[y] += (1.0 - self.decay) * weight
 
     def prior(self, c: int) -> float:
         total = self.mass[0] + self.mass[1]
@@ -46,8 +47,8 @@ class ClassWeights:
         self.priors = DecayedPriors(settings.decay)
         self.seen = 0
 
-    def observe(self, y: int) -> None:
-        self.priors.update(y)
+    def observe(self, y: int, weight: float = 1.0) -> None:
+        self.priors.update(y, weight)
         self.seen += 1
 
     def weight(self, y: int) -> float:

@@ -9,7 +9,7 @@ from stream.config import SamplerSettings
 from stream.sampling import AVG_D2, D2_DECAY, N_ACTIVE, SPILL, USAGE_DECAY, VQSampler, nearest, nearest_batch, vq_step
 
 
-def reference_step(cb, counts, usage, buckets, state, x, keep_rate, lr_floor, reseed, cap):  # type: ignore[no-untyped-def]
+def reference_step(cb, counts, usage, kept, buckets, state, x, keep_rate, lr_floor, reseed, cap):  # type: ignore[no-untyped-def]
     """The sampler step written independently with numpy (no loops over coordinates)."""
     k = cb.shape[0]
     n = int(state[N_ACTIVE])
@@ -30,6 +30,7 @@ def reference_step(cb, counts, usage, buckets, state, x, keep_rate, lr_floor, re
             state[AVG_D2] = d2[j] if avg == 0 else D2_DECAY * avg + (1 - D2_DECAY) * d2[j]
     n = int(state[N_ACTIVE])
     usage[:n] *= USAGE_DECAY
+    kept[:n] *= USAGE_DECAY
     buckets[:n] += keep_rate / n
     over = np.maximum(buckets[:n] - cap, 0.0)
     for extra in over[over > 0]:
@@ -38,15 +39,16 @@ def reference_step(cb, counts, usage, buckets, state, x, keep_rate, lr_floor, re
     usage[j] += 1
     if buckets[j] >= 1:
         buckets[j] -= 1
-        return True, j
-    if state[SPILL] >= 1:
+    elif state[SPILL] >= 1:
         state[SPILL] -= 1
-        return True, j
-    return False, j
+    else:
+        return False, j
+    kept[j] += 1
+    return True, j
 
 
 def fresh(k: int, d: int) -> list[np.ndarray]:
-    return [np.zeros((k, d)), np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(3)]
+    return [np.zeros((k, d)), np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(3)]
 
 
 def test_jit_step_matches_numpy_reference_and_python_source() -> None:
