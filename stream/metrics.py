@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, Info, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -83,6 +84,7 @@ class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry, version: str = "0.1.0") -> None:
         self.registry = registry
         self.collector = _SnapshotCollector()
+        self.server: WSGIServer | None = None
         registry.register(self.collector)
         self.batch_seconds = Histogram(
             f"{PREFIX}_batch_duration_seconds", "Wall time to decode, score and learn one poll batch.",
@@ -104,11 +106,10 @@ class ServiceMetrics:
         self.collector.snapshot = snapshot
 
     def serve(self, host: str, port: int) -> None:
-        self.server, self.thread = start_http_server(port, addr=host, registry=self.registry)
+        self.server, _thread = start_http_server(port, addr=host, registry=self.registry)
 
     def close(self) -> None:
-        server = getattr(self, "server", None)
+        server, self.server = self.server, None
         if server is not None:
             server.shutdown()
             server.server_close()
-            self.server = None

@@ -51,17 +51,10 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     if pos == 0 or neg == 0:
         return math.nan
     order = np.argsort(scores, kind="stable")
-    s = scores[order]
-    ranks = np.empty(s.shape[0])
-    i = 0
-    while i < s.shape[0]:  # average ranks over ties
-        j = i
-        while j + 1 < s.shape[0] and s[j + 1] == s[i]:
-            j += 1
-        ranks[i : j + 1] = (i + j) / 2.0 + 1.0
-        i = j + 1
+    _, first, counts = np.unique(scores[order], return_index=True, return_counts=True)
+    ranks = np.repeat(first + (counts + 1) / 2.0, counts)  # 1-based, ties share their mean rank
     rank_sum = float(ranks[labels[order] == 1].sum())
-    return (rank_sum - pos * (pos + 1) / 2.0) / (pos * neg)
+    return float((rank_sum - pos * (pos + 1) / 2.0) / (pos * neg))
 
 
 def recall_at_budget(scores: np.ndarray, labels: np.ndarray, budget: float) -> float:

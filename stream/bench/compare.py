@@ -111,7 +111,7 @@ def speed(events: int, seed: int) -> list[str]:
 
             river_model = LEARNERS[kind][0](settings.model)
             started = time.perf_counter()
-            river.evaluate.progressive_val_score(_rows(stream), river_model, river.metrics.ROCAUC())
+            river.evaluate.progressive_val_score(_rows(stream), river_model, river.metrics.ROCAUC())  # type: ignore[arg-type]
             river_rate = events / (time.perf_counter() - started)
             _, seconds = skewstream_prequential(path, kind)
             ours = events / seconds
