@@ -120,7 +120,7 @@ class ThresholdSettings(_Section):
     )
     alert_budget: float = Field(0.01, gt=0, lt=1, description="q: share of events to alert on.")
     window: int = Field(20_000, ge=100, description="Recent scores (budget) or labels (gmean) used.")
-    refresh_every: int = Field(500, ge=1, description="Events between threshold recomputations.")
+    refresh_every: int = Field(100, ge=1, description="Events between threshold recomputations.")
     initial: float = Field(0.5, ge=0, le=1, description="Threshold until the window is warm.")
 
 

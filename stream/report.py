@@ -25,7 +25,7 @@ def summary_rows(pipeline: Pipeline, seconds: float) -> list[tuple[str, str]]:
     counts, run = snap["counts"], snap["run"]
     rows = [
         ("events scored", _fmt(counts["scored"])),
-        ("events/s", _fmt(counts["scored"] / seconds if seconds > 0 else math.nan)),
+        ("events/s", f"{counts['scored'] / seconds:,.0f}" if seconds > 0 else "-"),
         ("labelled (neg / pos)", "{:,} / {:,}".format(*snap["labels_by_class"])),
         ("learning steps (kept by sampler)", _fmt(counts["learned"])),
         ("alerts", _fmt(counts["alerts"])),
