@@ -78,3 +78,15 @@ def test_a_commit_point_flushes_then_commits_positions() -> None:
     assert isinstance(source, MemorySource)
     assert source.committed == {0: 30}
     assert len(sink.durable) == 30
+
+
+def test_pacer_replays_at_the_requested_event_time_speed(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from stream import loop
+
+    now = [0.0]
+    slept: list[float] = []
+    monkeypatch.setattr(loop.time, "sleep", lambda s: (slept.append(s), now.__setitem__(0, now[0] + s)))
+    pacer = loop.Pacer(speed=10.0, clock=lambda: now[0])
+    for ts in (100.0, 105.0, 110.0):
+        pacer.wait(ts)
+    assert sum(slept) == 1.0  # 10 s of event time at 10x
