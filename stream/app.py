@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -20,17 +21,22 @@ from stream.events import Decoder
 from stream.loop import CommitPolicy, Pacer, Ports, Runner
 from stream.metrics import ServiceMetrics
 from stream.pipeline import Pipeline
+from stream.protocols import Source
 
 
 @dataclass(frozen=True)
 class ReplayOptions:
-    input: Path
+    input: Path | None  # a file; None with kafka_topic
     labels: Path | None = None
     out: Path | None = None
     dead_letters: Path | None = None
     resume: bool = False
     speed: float | None = None  # None: as fast as possible
     metrics_port: int | None = None
+    kafka_topic: str | None = None  # replay a window of this topic instead of a file
+    from_offset: int | None = None
+    from_time: datetime | None = None
+    to_time: datetime | None = None
 
 
 @dataclass
@@ -70,18 +76,18 @@ def replay(
     outputs = state["outputs"] if state else {}
     resumed = state is not None
     pipeline = state["pipeline"] if state else Pipeline(settings)
-    source = FileSource(options.input, settings.input.max_record_bytes)
+    source = _replay_source(settings, options)
     labels = FileSource(options.labels, settings.input.max_record_bytes) if options.labels else None
     sink = FileSink(options.out, outputs.get("scores") if resumed else None) if options.out else NullSink()
     dead = FileDeadLetters(
-        options.dead_letters or _beside(options.out or options.input, "dead-letters.jsonl"),
+        options.dead_letters or _beside(options.out or options.input or Path("replay"), "dead-letters.jsonl"),
         outputs.get("dead_letters") if resumed else None,
     )
     if state:
         source.seek(state["positions"]["events"])
         if labels is not None:
             labels.seek(state["positions"]["labels"])
-    metrics = _metrics(settings, options.metrics_port)
+    metrics = make_metrics(settings, options.metrics_port)
     runner = Runner(
         pipeline, make_decoder(settings), Ports(source, sink, dead, labels), checkpointer,
         CommitPolicy(settings.checkpoint.every_events, settings.checkpoint.every_seconds),
@@ -92,7 +98,7 @@ def replay(
         setup(runner)
     started = time.perf_counter()
     try:
-        with _stop_on_signals(stop or threading.Event()) as stopping:
+        with stop_on_signals(stop) as stopping:
             runner.run(stopping)
     finally:
         for port in (source, labels, sink, dead):
@@ -103,11 +109,24 @@ def replay(
     return RunResult(pipeline, time.perf_counter() - started, resumed)
 
 
+def _replay_source(settings: Settings, options: ReplayOptions) -> Source:
+    if options.kafka_topic is not None:
+        from connectors.kafka import KafkaRange
+
+        return KafkaRange(settings.kafka, options.kafka_topic, options.from_offset, options.from_time, options.to_time)
+    from connectors.file import FileSource
+
+    if options.input is None:
+        raise FileNotFoundError("replay: give an input file or --kafka-topic")
+    return FileSource(options.input, settings.input.max_record_bytes)
+
+
 def _beside(path: Path, name: str) -> Path:
     return Path(path).with_name(f"{Path(path).stem}.{name}")
 
 
-def _metrics(settings: Settings, port: int | None) -> ServiceMetrics | None:
+def make_metrics(settings: Settings, port: int | None) -> ServiceMetrics | None:
+    """The metrics (and health) endpoint when a port is set by the caller or ``metrics.port``."""
     port = port if port is not None else settings.metrics.port
     if port is None:
         return None
@@ -119,15 +138,35 @@ def _metrics(settings: Settings, port: int | None) -> ServiceMetrics | None:
     return metrics
 
 
+class StopFlag:
+    """A stop request that a signal handler may set.
+
+    A handler must not take a lock: ``threading.Event.set`` does, and a second signal arriving
+    inside the first handler then deadlocks the process (seen with SIGTERM sent twice). Setting
+    a plain attribute is atomic. ``also`` is a caller's event that stops the loop too.
+    """
+
+    def __init__(self, also: threading.Event | None = None) -> None:
+        self.flag = False
+        self.also = also
+
+    def set(self) -> None:
+        self.flag = True
+
+    def is_set(self) -> bool:
+        return self.flag or (self.also is not None and self.also.is_set())
+
+
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
-    """SIGTERM / SIGINT set ``stop``: the loop finishes its batch and ends with a commit point."""
+def stop_on_signals(also: threading.Event | None = None) -> Iterator[StopFlag]:
+    """SIGTERM / SIGINT request a stop: the loop finishes its batch and ends with a commit point."""
+    stop = StopFlag(also)
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        stop.flag = True
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from stream.checkpoint import CheckpointError
 from stream.config import ConfigError, Settings, load_settings
+from stream.protocols import DeliveryError
 
 DEMO_PATH = Path("data/demo.jsonl")
 
@@ -31,7 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     replay = commands.add_parser("replay", help="replay a JSONL/CSV file through the pipeline")
-    replay.add_argument("input", type=Path, help="events (JSONL, or CSV with a header)")
+    replay.add_argument("input", type=Path, nargs="?", help="events (JSONL, or CSV with a header)")
+    replay.add_argument("--kafka-topic", help="replay a window of this topic instead of a file")
+    replay.add_argument("--from-offset", type=int, help="with --kafka-topic: first offset of every partition")
+    replay.add_argument("--from-time", type=_moment, help="with --kafka-topic: first record time (ISO-8601)")
+    replay.add_argument("--to-time", type=_moment, help="with --kafka-topic: end record time (ISO-8601, exclusive)")
     replay.add_argument("--labels", type=Path, help="delayed labels file (label-only records)")
     replay.add_argument("--out", type=Path, help="scores output (JSONL)")
     replay.add_argument("--dead-letters", type=Path, help="bad records (JSONL; default beside --out)")
@@ -43,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--model", help="sets model.kind (logreg|hoeffding|hat|arf|bagging)")
     replay.add_argument("--plot", type=Path, help="PNG of rolling quality (default beside --out)")
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    serve = commands.add_parser("serve", help="consume Kafka, score, learn, publish (long-running)")
+    serve.add_argument("--config", type=Path, help="TOML settings file ([kafka], [checkpoint] ...)")
+    serve.add_argument("--checkpoint-dir", type=Path, help="sets checkpoint.dir")
+    serve.add_argument("--metrics-port", type=int, help="serve /metrics, /healthz, /readyz on this port")
+    serve.add_argument("--model", help="sets model.kind")
 
     synth = commands.add_parser("synth", help="write the seeded demo stream")
     synth.add_argument("out", type=Path)
@@ -65,12 +77,36 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "replay":
             return _replay(args)
+        if args.command == "serve":
+            return _serve(args)
         if args.command == "synth":
             return _synth(args)
         return _bench(args)
     except (ConfigError, CheckpointError, FileNotFoundError, OSError) as exc:
         print(f"skewstream: error: {exc}", file=sys.stderr)
         return 2
+    except DeliveryError as exc:
+        print(f"skewstream: error: {exc} (stopped without committing; a restart resumes from the last checkpoint)", file=sys.stderr)
+        return 3
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from stream.service import serve
+
+    settings = _settings(args)
+    if args.metrics_port is not None:
+        settings = settings.model_copy(update={"metrics": settings.metrics.model_copy(update={"port": args.metrics_port})})
+    result = serve(settings)
+    print(f"stopped after {result.pipeline.counts['scored']:,} events scored in this state")
+    return 0
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -88,15 +124,19 @@ def _replay(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     options = ReplayOptions(
-        args.input, args.labels, args.out, args.dead_letters, args.resume, args.speed, args.metrics_port
-    )
-    if args.no_progress:
+        args.input, args.labels, args.out, args.dead_letters, args.resume, args.speed, args.metrics_port,
+        args.kafka_topic, args.from_offset, args.from_time, args.to_time,
+    )  # fmt: skip
+    if (args.input is None) == (args.kafka_topic is None):
+        print("skewstream: error: replay takes an INPUT file or --kafka-topic (one of them)", file=sys.stderr)
+        return 2
+    if args.no_progress or args.input is None:
         result = replay(settings, options)
     else:
         with _Progress(args.input) as bar:
             result = replay(settings, options, progress=bar.update)
     print_report(result.pipeline, result.seconds)
-    png = args.plot or Path(args.out or args.input).with_suffix(".quality.png")
+    png = args.plot or Path(args.out or args.input or "replay").with_suffix(".quality.png")
     print(f"plot: {plot(result.pipeline, png)}")
     if args.out:
         print(f"scores: {args.out}")

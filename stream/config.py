@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -151,6 +151,51 @@ class MetricsSettings(_Section):
     port: int | None = Field(None, ge=0, le=65_535, description="Port of /metrics; None: off.")
 
 
+class KafkaSettings(_Section):
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated host:port list.")
+    group_id: str = Field("skewstream", description="Consumer group of the events and labels topics.")
+    instance_id: str = Field(
+        "default", description="Names this process's state checkpoint; unique per process of a group."
+    )
+    events_topic: str = Field("events", description="Topic of the events to score.")
+    labels_topic: str | None = Field(
+        "labels", description="Topic of delayed labels (co-partitioned with events by id); None: off."
+    )
+    scores_topic: str = Field("scores", description="Topic the score messages go to.")
+    dead_letters_topic: str = Field("dead-letters", description="Topic bad records go to.")
+    poll_timeout_ms: int = Field(200, ge=1, description="Longest wait of one poll for records.")
+    flush_timeout_seconds: float = Field(
+        60.0, gt=0, description="Longest wait for produced messages at a commit point before failing."
+    )
+    close_timeout_seconds: float = Field(10.0, gt=0, description="Bound on closing the clients.")
+    max_held_labels: int = Field(
+        10_000, ge=1, description="Labels waiting for their event time before the labels topic pauses."
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = Field(None, description="e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.")
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None
+    consumer: dict[str, Any] = Field(
+        default_factory=dict, description="Any other kafka-python KafkaConsumer setting, passed as is."
+    )
+    producer: dict[str, Any] = Field(
+        default_factory=dict, description="Any other kafka-python KafkaProducer setting, passed as is."
+    )
+
+
+class HealthSettings(_Section):
+    heartbeat_max_age_seconds: float = Field(
+        30.0, gt=0, description="/healthz fails when the loop has not turned for this long."
+    )
+    checkpoint_max_age_seconds: float = Field(
+        120.0, gt=0, description="/readyz fails when the last checkpoint is older than this."
+    )
+
+
 class Settings(BaseSettings):
     """The whole configuration. See ``deploy/config.example.toml`` for every key."""
 
@@ -168,6 +213,8 @@ class Settings(BaseSettings):
     checkpoint: CheckpointSettings = CheckpointSettings()
     quality: QualitySettings = QualitySettings()
     metrics: MetricsSettings = MetricsSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    health: HealthSettings = HealthSettings()
 
     @model_validator(mode="after")
     def _distinct_fields(self) -> Settings:

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from stream.checkpoint import Checkpointer
 from stream.events import BadRecord, Decoder, Event, Label, Record
@@ -25,6 +25,11 @@ from stream.protocols import DeadLetters, Offsets, Sink, Source
 log = logging.getLogger(__name__)
 
 BATCH = 512
+HELD_LABELS = 8 * BATCH  # labels read ahead of their events' time, at most (then the source waits)
+
+
+class StopSignal(Protocol):
+    def is_set(self) -> bool: ...
 PUBLISH_EVERY_SECONDS = 1.0
 
 
@@ -101,9 +106,13 @@ class Runner:
         self.positions: dict[str, Offsets] = positions or {"events": {}, "labels": {}}
         self.gate = LabelGate(self, ports.labels) if ports.labels is not None else None
         self.on_batch: Callable[[Runner], None] | None = None
+        # Run after each checkpoint, before the sources commit (shared positions, test logs).
+        self.after_checkpoint: list[Callable[[Runner], None]] = []
+        self.last_commit = 0.0
+        self.last_turn = 0.0
         self._published = 0.0
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: StopSignal) -> None:
         """Until the source is exhausted or ``stop`` is set; ends with a commit point."""
         source = self.ports.source
         while not stop.is_set():
@@ -114,9 +123,11 @@ class Runner:
             for record in batch:
                 self.handle(record)
                 self.positions["events"][record.partition] = record.next_offset
+            if self.gate is not None:
+                self.gate.release()  # labels keep flowing while events idle
             self._after_batch(len(batch), started)
         if self.gate is not None and source.exhausted and not stop.is_set():
-            self.gate.release(None)
+            self.gate.release(final=True)
         self.commit_point()
 
     def handle(self, record: Record) -> None:
@@ -127,21 +138,23 @@ class Runner:
                 self.pipeline.learn_label(message)
                 return
             self.pacer.wait(message.ts)
-            self._score(message)
+            self._score(message, record.partition)
         except BadRecord as bad:
             self.dead_letter(record, bad)
 
-    def _score(self, event: Event) -> None:
+    def _score(self, event: Event, partition: int) -> None:
         scored = self.pipeline.process(event)
         self.ports.sink.write(scored)
         if self.gate is not None:
-            self.gate.release(scored.ts)
+            self.gate.saw_event(partition, scored.ts)
+            self.gate.release()
 
     def dead_letter(self, record: Record, bad: BadRecord) -> None:
         self.pipeline.dead_letter(bad.reason)
         self.ports.dead_letters.write(record, bad.reason, bad.detail)
 
     def _after_batch(self, n: int, started: float) -> None:
+        self.last_turn = time.time()
         self.policy.add(n)
         if self.metrics is not None:
             if n:
@@ -156,24 +169,37 @@ class Runner:
 
     def publish(self) -> None:
         if self.metrics is not None:
-            self.metrics.publish(self.pipeline.snapshot())
+            snapshot = self.pipeline.snapshot()
+            lag = getattr(self.ports.source, "lag", None)
+            if lag is not None:
+                snapshot["lag"] = lag()
+            self.metrics.publish(snapshot)
             self._published = time.monotonic()
 
-    def commit_point(self) -> None:
-        """Flush outputs, save state with positions, then tell the sources."""
+    def commit_point(self, tell_sources: bool = True) -> None:
+        """Flush outputs, save state with positions, then (``tell_sources``) commit to the sources."""
         started = time.perf_counter()
         self.ports.sink.flush()
         self.ports.dead_letters.flush()
         if self.checkpointer is not None:
             self.checkpointer.save(self.state())
-        self.ports.source.commit(self.positions["events"])
-        if self.ports.labels is not None:
-            self.ports.labels.commit(self.positions["labels"])
+        for hook in self.after_checkpoint:
+            hook(self)
+        self.last_commit = time.time()
+        if tell_sources:
+            self.ports.source.commit(self.positions["events"])
+            if self.ports.labels is not None:
+                self.ports.labels.commit(self.positions["labels"])
         self.policy.reset()
         if self.metrics is not None:
             self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
             self.metrics.checkpoint_time.set_to_current_time()
             self.publish()
+
+    def forget(self, name: str, partitions: list[int]) -> None:
+        """Drop positions of partitions this process no longer owns (after a rebalance)."""
+        for partition in partitions:
+            self.positions[name].pop(partition, None)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -184,40 +210,56 @@ class Runner:
 
 
 class LabelGate:
-    """Releases a separate label stream in event time: a label with ``ts`` waits until the
-    events have reached it (a label cannot join an event not yet seen); one without is released
-    at once. Its position only moves past released records, so a held label is read again after
-    a restart."""
+    """Releases a separate label stream in event time, per partition.
+
+    A label with ``ts`` waits until the events of *its* partition (labels are co-partitioned with
+    events by id) have reached that time: a label cannot join an event not yet seen. One without
+    ``ts`` is released at once. The labels position only moves past released records, so a held
+    label is read again after a restart.
+    """
 
     def __init__(self, runner: Runner, source: Source) -> None:
         self.runner = runner
         self.source = source
-        self.queue: deque[tuple[Record, Label | None]] = deque()
+        self.queues: dict[int, deque[tuple[Record, Label | None]]] = {}
+        self.event_time: dict[int, float] = {}
 
-    def release(self, now: float | None) -> None:
-        """Learn every label due at event time ``now`` (None: all that are left)."""
+    def saw_event(self, partition: int, ts: float) -> None:
+        self.event_time[partition] = max(ts, self.event_time.get(partition, ts))
+
+    def release(self, final: bool = False) -> None:
+        """Learn every label that is due (``final``: all that are left, the events being over)."""
         while True:
-            if not self.queue and not self._refill():
+            self._drain(final)
+            # Read on while few labels wait, so one partition's early label cannot stall the others.
+            if sum(map(len, self.queues.values())) >= HELD_LABELS or not self._refill():
                 return
-            record, label = self.queue[0]
-            if label is not None and now is not None and label.ts is not None and label.ts > now:
-                return
-            self.queue.popleft()
-            if label is not None:
-                try:
-                    self.runner.pipeline.learn_label(label)
-                except BadRecord as bad:
-                    self.runner.dead_letter(record, bad)
-            self.runner.positions["labels"][record.partition] = record.next_offset
+
+    def _drain(self, final: bool) -> None:
+        for partition, queue in self.queues.items():
+            now = None if final else self.event_time.get(partition)
+            while queue:
+                record, label = queue[0]
+                if label is not None and label.ts is not None and not final and (now is None or label.ts > now):
+                    break
+                queue.popleft()
+                if label is not None:
+                    try:
+                        self.runner.pipeline.learn_label(label)
+                    except BadRecord as bad:
+                        self.runner.dead_letter(record, bad)
+                self.runner.positions["labels"][record.partition] = record.next_offset
 
     def _refill(self) -> bool:
-        for record in self.source.poll(BATCH):
+        records = self.source.poll(BATCH)
+        for record in records:
+            queue = self.queues.setdefault(record.partition, deque())
             try:
                 message = self.runner.decoder.decode(record)
                 if not isinstance(message, Label):
                     raise BadRecord("bad_label", "record in the labels input is not a label-only record")
-                self.queue.append((record, message))
+                queue.append((record, message))
             except BadRecord as bad:
                 self.runner.dead_letter(record, bad)
-                self.queue.append((record, None))
-        return bool(self.queue)
+                queue.append((record, None))
+        return bool(records)

@@ -9,11 +9,13 @@ names); every known label value (e.g. each dead-letter reason) is present from t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, Info, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, Histogram, Info, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -61,6 +63,12 @@ class _SnapshotCollector(Collector):
                 value = snap[window].get(name, math.nan)
                 quality.add_metric([name, window], value)
         yield quality
+        lag = GaugeMetricFamily(
+            f"{PREFIX}_consumer_lag", "Records behind the high watermark.", labels=["topic", "partition"]
+        )
+        for where, behind in snap.get("lag", {}).items():
+            lag.add_metric(where.rsplit("/", 1), behind)
+        yield lag
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
@@ -85,6 +93,8 @@ class ServiceMetrics:
         self.registry = registry
         self.collector = _SnapshotCollector()
         self.server: WSGIServer | None = None
+        self.live: Callable[[], tuple[bool, str]] = lambda: (True, "ok")
+        self.ready: Callable[[], tuple[bool, str]] = lambda: (True, "ok")
         registry.register(self.collector)
         self.batch_seconds = Histogram(
             f"{PREFIX}_batch_duration_seconds", "Wall time to decode, score and learn one poll batch.",
@@ -106,10 +116,31 @@ class ServiceMetrics:
         self.collector.snapshot = snapshot
 
     def serve(self, host: str, port: int) -> None:
-        self.server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        """``/metrics``, ``/healthz`` (the loop turns) and ``/readyz`` (ready to take traffic)."""
+        metrics_app = make_wsgi_app(self.registry)
+
+        def app(environ: dict[str, Any], start_response: Any) -> Any:
+            check = {"/healthz": self.live, "/readyz": self.ready}.get(environ.get("PATH_INFO", ""))
+            if check is None:
+                return metrics_app(environ, start_response)
+            ok, why = check()
+            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [why.encode() + b"\n"]
+
+        self.server = make_server(host, port, app, _ThreadingServer, handler_class=_QuietHandler)
+        threading.Thread(target=self.server.serve_forever, name="metrics-http", daemon=True).start()
 
     def close(self) -> None:
         server, self.server = self.server, None
         if server is not None:
             server.shutdown()
             server.server_close()
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass

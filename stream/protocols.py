@@ -6,6 +6,13 @@ from typing import Protocol
 
 from stream.events import Record, Scored
 
+class DeliveryError(RuntimeError):
+    """A source or sink cannot do its job (broker unreachable, messages not acknowledged).
+
+    The loop stops without a commit point; a restart resumes from the last checkpoint.
+    """
+
+
 # Per source partition, the next offset to read (a byte offset for files, a Kafka offset).
 Offsets = dict[int, int]
 

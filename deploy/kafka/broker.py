@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import os
+import shutil
 import re
 import signal
 import socket
@@ -34,8 +36,10 @@ class BrokerError(RuntimeError):
 
 
 def cache_dir() -> Path:
+    """Keyed by the pom's content: editing the dependencies resolves a fresh classpath."""
     root = Path(os.environ.get("SKEWSTREAM_CACHE", Path.home() / ".cache" / "skewstream"))
-    return root / f"kafka-{VERSION}"
+    digest = hashlib.sha256((HERE / "pom.xml").read_bytes()).hexdigest()[:10]
+    return root / f"kafka-{VERSION}-{digest}"
 
 
 def ensure_jars() -> Path:
@@ -51,6 +55,7 @@ def ensure_jars() -> Path:
     except FileNotFoundError:
         raise BrokerError("mvn not found: Maven is needed to fetch the Kafka broker jars") from None
     except subprocess.CalledProcessError as exc:
+        shutil.rmtree(lib, ignore_errors=True)
         raise BrokerError(f"mvn could not resolve Kafka {VERSION}: {exc.stdout[-2000:]}{exc.stderr[-2000:]}") from None
     done.touch()
     return lib
@@ -123,19 +128,27 @@ def _log4j(directory: Path) -> Path:
 
 
 def start(directory: Path, port: int = 0, timeout: float = 120.0) -> Broker:
-    """Format storage, start the broker in the background, wait until it serves requests."""
+    """Format fresh storage, start the broker in the background, wait until it serves requests.
+
+    The broker's data starts empty at every start (a test broker, not a place to keep data)."""
     lib = ensure_jars()
     directory = Path(directory).resolve()
+    stop(directory)
+    shutil.rmtree(directory / "data", ignore_errors=True)
+    for old in ("broker.log", "broker.out"):
+        (directory / old).unlink(missing_ok=True)
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     props = _properties(directory, port, free_port())
     classpath = f"{lib}/*"
     cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     java = ["java", f"-Dlog4j2.configurationFile={_log4j(directory)}", "-cp", classpath]
-    subprocess.run(
-        [*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(props), "--ignore-formatted"],
-        check=True, capture_output=True, timeout=120,
+    formatted = subprocess.run(
+        [*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(props)],
+        capture_output=True, text=True, timeout=120,
     )  # fmt: skip
+    if formatted.returncode != 0:
+        raise BrokerError(f"formatting the storage failed: {formatted.stdout[-1500:]}{formatted.stderr[-1500:]}")
     with open(directory / "broker.out", "ab") as out:
         proc = subprocess.Popen(
             [*java[:1], "-Xmx512m", "-Xms128m", *java[1:], "kafka.Kafka", str(props)],

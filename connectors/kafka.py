@@ -1,0 +1,361 @@
+"""Kafka as a source and a sink, behind our own typed adapter (kafka-python is untyped).
+
+One consumer in the group reads the events topic and the labels topic (co-partitioned by event id:
+the range assignor gives one process the same partitions of both). Auto-commit is off: the loop
+commits after each checkpoint, and only for lag monitoring — on assignment the consumer seeks to
+the checkpoint positions it is handed. Producers send with ``acks=all`` and retries; a message that
+still fails makes the next flush raise :class:`SinkError`, so the loop stops without committing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from stream.config import KafkaSettings
+from stream.events import Record, Scored, encode_scored
+from stream.protocols import DeliveryError, Offsets
+
+log = logging.getLogger(__name__)
+
+Partitions = list[tuple[str, int]]
+
+
+class SinkError(DeliveryError):
+    """Produced messages could not be delivered; nothing after the last checkpoint is committed."""
+
+
+def _connect(what: str, k: KafkaSettings, make: Callable[[], Any]) -> Any:
+    try:
+        return make()
+    except KafkaError as exc:
+        raise DeliveryError(f"kafka.bootstrap_servers: {what} cannot reach {k.bootstrap_servers}: {exc!r}") from None
+
+
+def client_config(k: KafkaSettings) -> dict[str, Any]:
+    """Connection and security settings shared by consumers, producers and admin clients."""
+    config: dict[str, Any] = {"bootstrap_servers": k.bootstrap_servers.split(","), "security_protocol": k.security_protocol}
+    if k.sasl_mechanism:
+        config["sasl_mechanism"] = k.sasl_mechanism
+        config["sasl_plain_username"] = k.sasl_username
+        if k.sasl_password is not None:
+            config["sasl_plain_password"] = k.sasl_password.get_secret_value()
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        value = getattr(k, name)
+        if value is not None:
+            config[name] = str(value)
+    if k.ssl_password is not None:
+        config["ssl_password"] = k.ssl_password.get_secret_value()
+    return config
+
+
+def _record(msg: Any) -> Record:
+    origin = f"{msg.topic}/{msg.partition}/{msg.offset}"
+    return Record(msg.value if msg.value is not None else b"", origin, msg.partition, msg.offset + 1)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: KafkaEvents) -> None:
+        self.owner = owner
+
+    # kafka-python logs and swallows a listener's exception: keep it, and poll() raises it.
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        parts = [(tp.topic, tp.partition) for tp in revoked]
+        if parts and self.owner.on_revoked is not None:
+            self._guard(self.owner.on_revoked, parts)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        parts = [(tp.topic, tp.partition) for tp in assigned]
+        if self.owner.on_assigned is not None:
+            self._guard(self.owner.on_assigned, parts)
+
+    def _guard(self, callback: Callable[[Partitions], None], parts: Partitions) -> None:
+        try:
+            callback(parts)
+        except Exception as exc:
+            self.owner.callback_error = exc
+            raise
+
+
+class KafkaEvents:
+    """The events topic as a live :class:`~stream.protocols.Source`; ``labels`` is the labels view."""
+
+    def __init__(self, k: KafkaSettings, consumer: Any | None = None) -> None:
+        self.k = k
+        self.consumer = consumer or _connect("consumer", k, lambda: KafkaConsumer(
+            **client_config(k),
+            group_id=k.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            partition_assignment_strategy=[RangePartitionAssignor],
+            **k.consumer,
+        ))  # fmt: skip
+        self.on_revoked: Callable[[Partitions], None] | None = None
+        self.on_assigned: Callable[[Partitions], None] | None = None
+        self.callback_error: Exception | None = None
+        self.labels = KafkaLabels(self) if k.labels_topic else None
+        topics = [k.events_topic] + ([k.labels_topic] if k.labels_topic else [])
+        self._check_topics()
+        self.consumer.subscribe(topics, listener=_Listener(self))
+
+    def _check_topics(self) -> None:
+        try:
+            existing = self.consumer.topics()
+        except KafkaError as exc:
+            self.consumer.close()
+            raise DeliveryError(f"kafka.bootstrap_servers: cannot list topics on {self.k.bootstrap_servers}: {exc!r}") from None
+        for key in ("events_topic", "labels_topic", "scores_topic", "dead_letters_topic"):
+            topic = getattr(self.k, key)
+            if topic and topic not in existing:
+                self.consumer.close()
+                raise DeliveryError(f"kafka.{key}: topic '{topic}' does not exist on {self.k.bootstrap_servers}")
+
+    @property
+    def exhausted(self) -> bool:
+        return False
+
+    def poll(self, max_records: int) -> list[Record]:
+        batches = self.consumer.poll(timeout_ms=self.k.poll_timeout_ms, max_records=max_records)
+        if self.callback_error is not None:
+            raise self.callback_error
+        events: list[Record] = []
+        for tp in sorted(batches, key=lambda t: (t.topic, t.partition)):
+            records = [_record(msg) for msg in batches[tp]]
+            if tp.topic == self.k.events_topic:
+                events.extend(records)
+            elif self.labels is not None:
+                self.labels.queue.extend(records)
+        if self.labels is not None:
+            self.labels.apply_backpressure()
+        return events
+
+    def seek(self, offsets: Offsets, topic: str | None = None) -> None:
+        """Seek assigned partitions of ``topic`` (default: events) to these next offsets."""
+        for partition, offset in offsets.items():
+            self.consumer.seek(TopicPartition(topic or self.k.events_topic, partition), offset)
+
+    def commit(self, offsets: Offsets, topic: str | None = None) -> None:
+        owned = {tp.partition for tp in self.consumer.assignment() if tp.topic == (topic or self.k.events_topic)}
+        commit = {
+            TopicPartition(topic or self.k.events_topic, p): OffsetAndMetadata(o, "", -1)
+            for p, o in offsets.items()
+            if p in owned
+        }
+        if commit:
+            self.consumer.commit(commit)
+
+    def assignment(self) -> Partitions:
+        return sorted((tp.topic, tp.partition) for tp in self.consumer.assignment())
+
+    def lag(self) -> dict[str, int]:
+        """Per ``topic/partition``: high watermark minus position (from the last fetch)."""
+        lags: dict[str, int] = {}
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                lags[f"{tp.topic}/{tp.partition}"] = max(0, high - self.consumer.position(tp))
+        return lags
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False, timeout_ms=int(self.k.close_timeout_seconds * 1000))
+
+
+class KafkaLabels:
+    """The labels topic's records, fetched by the events consumer, as a source for the label gate."""
+
+    def __init__(self, events: KafkaEvents) -> None:
+        self.events = events
+        self.queue: deque[Record] = deque()
+        self.paused = False
+
+    @property
+    def exhausted(self) -> bool:
+        return False
+
+    def poll(self, max_records: int) -> list[Record]:
+        out = [self.queue.popleft() for _ in range(min(max_records, len(self.queue)))]
+        self.apply_backpressure()
+        return out
+
+    def apply_backpressure(self) -> None:
+        """Pause the labels topic while too many labels wait for their events (bounded memory)."""
+        consumer, topic = self.events.consumer, self.events.k.labels_topic
+        parts = [tp for tp in consumer.assignment() if tp.topic == topic]
+        full = len(self.queue) >= self.events.k.max_held_labels
+        if full and not self.paused:
+            consumer.pause(*parts)
+        elif not full and self.paused:
+            consumer.resume(*parts)
+        self.paused = full
+
+    def seek(self, offsets: Offsets) -> None:
+        self.events.seek(offsets, self.events.k.labels_topic)
+
+    def commit(self, offsets: Offsets) -> None:
+        self.events.commit(offsets, self.events.k.labels_topic)
+
+    def close(self) -> None:
+        pass
+
+
+class KafkaOutputs:
+    """One producer for the scores and dead-letter topics; failures surface at ``flush``."""
+
+    def __init__(self, k: KafkaSettings, producer: Any | None = None) -> None:
+        self.k = k
+        self.producer = producer or _connect(
+            "producer", k, lambda: KafkaProducer(**client_config(k), acks="all", linger_ms=5, **k.producer)
+        )
+        self.failures: list[BaseException] = []
+        self.sent = 0
+        self.scores = _Scores(self)
+        self.dead_letters = _DeadLetters(self)
+
+    def send(self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        try:
+            future = self.producer.send(topic, value=value, key=key, headers=headers)
+        except KafkaError as exc:
+            raise SinkError(f"kafka: cannot send to topic '{topic}': {exc}") from None
+        future.add_errback(self.failures.append)
+        self.sent += 1
+
+    def flush(self) -> None:
+        try:
+            self.producer.flush(timeout=self.k.flush_timeout_seconds)
+        except KafkaError as exc:
+            raise SinkError(f"kafka: produced messages not acknowledged within kafka.flush_timeout_seconds: {exc}") from None
+        if self.failures:
+            raise SinkError(f"kafka: {len(self.failures)} messages could not be delivered, first: {self.failures[0]!r}")
+
+    def close(self) -> None:
+        self.producer.close(timeout=self.k.close_timeout_seconds)
+
+
+class _Scores:
+    def __init__(self, outputs: KafkaOutputs) -> None:
+        self.outputs = outputs
+
+    def write(self, scored: Scored) -> None:
+        headers = [("model_version", str(scored.model_version).encode())]
+        self.outputs.send(self.outputs.k.scores_topic, encode_scored(scored), scored.id.encode(), headers)
+
+    def flush(self) -> None:
+        self.outputs.flush()
+
+    def position(self) -> int:
+        return self.outputs.sent
+
+    def close(self) -> None:
+        pass
+
+
+class _DeadLetters:
+    def __init__(self, outputs: KafkaOutputs) -> None:
+        self.outputs = outputs
+
+    def write(self, record: Record, reason: str, detail: str) -> None:
+        topic, partition, offset = (record.origin.split("/") + ["", "", ""])[:3]
+        headers = [
+            ("reason", reason.encode()),
+            ("detail", detail.encode()[:1000]),
+            ("source_topic", topic.encode()),
+            ("source_partition", partition.encode()),
+            ("source_offset", offset.encode()),
+        ]
+        self.outputs.send(self.outputs.k.dead_letters_topic, record.value, None, headers)
+
+    def flush(self) -> None:
+        self.outputs.flush()
+
+    def position(self) -> int:
+        return self.outputs.sent
+
+    def close(self) -> None:
+        pass
+
+
+class KafkaRange:
+    """A window of a topic (offsets or times) as a bounded source, for ``replay --kafka-topic``.
+
+    Partitions are assigned by hand (no group, no commits): replaying never disturbs the live group.
+    """
+
+    def __init__(
+        self,
+        k: KafkaSettings,
+        topic: str,
+        from_offset: int | None = None,
+        from_time: datetime | None = None,
+        to_time: datetime | None = None,
+    ) -> None:
+        self.k = k
+        self.consumer = _connect(
+            "consumer", k, lambda: KafkaConsumer(**client_config(k), group_id=None, enable_auto_commit=False, **k.consumer)
+        )
+        partitions = self.consumer.partitions_for_topic(topic)
+        if not partitions:
+            self.consumer.close()
+            raise DeliveryError(f"--kafka-topic: topic '{topic}' does not exist on {k.bootstrap_servers}")
+        self.tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self.consumer.assign(self.tps)
+        self.end = self._bound(to_time, self.consumer.end_offsets(self.tps))
+        self.start = self._start(from_offset, from_time)
+        for tp, offset in self.start.items():
+            self.consumer.seek(tp, offset)
+        self.next = dict(self.start)
+
+    def _at(self, moment: datetime) -> dict[Any, int | None]:
+        found = self.consumer.offsets_for_times({tp: int(moment.timestamp() * 1000) for tp in self.tps})
+        return {tp: (hit.offset if hit is not None else None) for tp, hit in found.items()}
+
+    def _bound(self, to_time: datetime | None, ends: dict[Any, int]) -> dict[Any, int]:
+        if to_time is None:
+            return dict(ends)
+        return {tp: (o if o is not None else ends[tp]) for tp, o in self._at(to_time).items()}
+
+    def _start(self, from_offset: int | None, from_time: datetime | None) -> dict[Any, int]:
+        begin = self.consumer.beginning_offsets(self.tps)
+        if from_time is not None:
+            return {tp: (o if o is not None else self.end[tp]) for tp, o in self._at(from_time).items()}
+        if from_offset is not None:
+            return {tp: max(begin[tp], from_offset) for tp in self.tps}
+        return dict(begin)
+
+    @property
+    def exhausted(self) -> bool:
+        return all(self.next[tp] >= self.end[tp] for tp in self.tps)
+
+    def poll(self, max_records: int) -> list[Record]:
+        if self.exhausted:
+            return []
+        batches = self.consumer.poll(timeout_ms=self.k.poll_timeout_ms, max_records=max_records)
+        out: list[Record] = []
+        for tp in sorted(batches, key=lambda t: t.partition):
+            for msg in batches[tp]:
+                if msg.offset < self.end[tp]:
+                    out.append(_record(msg))
+                self.next[tp] = max(self.next[tp], msg.offset + 1)
+            if self.next[tp] >= self.end[tp]:
+                self.consumer.pause(tp)
+        return out
+
+    def seek(self, offsets: Offsets) -> None:
+        for tp in self.tps:
+            if tp.partition in offsets:
+                self.consumer.seek(tp, offsets[tp.partition])
+                self.next[tp] = offsets[tp.partition]
+
+    def commit(self, offsets: Offsets) -> None:
+        pass
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
