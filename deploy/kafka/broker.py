@@ -72,6 +72,7 @@ class Broker:
     port: int
     pid: int
     directory: Path
+    proc: subprocess.Popen[bytes] | None = None  # held so the child is reaped, not left a zombie
 
     @property
     def bootstrap(self) -> str:
@@ -79,6 +80,8 @@ class Broker:
 
     def stop(self, timeout: float = 30.0) -> None:
         stop(self.directory, timeout)
+        if self.proc is not None:
+            self.proc.wait(timeout=timeout)
 
 
 def _properties(directory: Path, port: int, controller_port: int) -> Path:
@@ -156,7 +159,7 @@ def start(directory: Path, port: int = 0, timeout: float = 120.0) -> Broker:
         )  # fmt: skip
     (directory / "broker.pid").write_text(str(proc.pid))
     (directory / "broker.port").write_text(str(port))
-    broker = Broker(port, proc.pid, directory)
+    broker = Broker(port, proc.pid, directory, proc)
     _wait_ready(broker, proc, timeout)
     return broker
 

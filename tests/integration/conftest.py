@@ -1,0 +1,212 @@
+"""A real Apache Kafka broker for the integration tests, started once per session on 127.0.0.1.
+
+Without Java/Maven the tests skip, unless SKEWSTREAM_REQUIRE_KAFKA=1 (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _broker_module() -> Any:
+    spec = importlib.util.spec_from_file_location("skewstream_broker", ROOT / "deploy" / "kafka" / "broker.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address of a fresh single-node Kafka."""
+    required = os.environ.get("SKEWSTREAM_REQUIRE_KAFKA") == "1"
+    if not (shutil.which("java") and shutil.which("mvn")):
+        if required:
+            pytest.fail("SKEWSTREAM_REQUIRE_KAFKA=1 but java or mvn is missing")
+        pytest.skip("no java/mvn: Kafka integration tests skipped")
+    broker_mod = _broker_module()
+    try:
+        broker = broker_mod.start(tmp_path_factory.mktemp("kafka"))
+    except broker_mod.BrokerError as exc:
+        if required:
+            pytest.fail(f"Kafka broker did not start: {exc}")
+        pytest.skip(f"Kafka broker did not start: {exc}")
+    yield broker.bootstrap
+    broker.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Topics:
+    events: str
+    labels: str
+    scores: str
+    dead: str
+
+    @classmethod
+    def create(cls, bootstrap: str, partitions: int = 3) -> Topics:
+        from kafka import KafkaAdminClient
+        from kafka.admin import NewTopic
+
+        tag = uuid.uuid4().hex[:8]
+        topics = cls(f"events-{tag}", f"labels-{tag}", f"scores-{tag}", f"dead-{tag}")
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            admin.create_topics([NewTopic(t, partitions, 1) for t in (topics.events, topics.labels, topics.scores, topics.dead)])
+        finally:
+            admin.close()
+        return topics
+
+
+def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024)
+    try:
+        for key, value in messages:
+            producer.send(topic, key=key, value=value)
+        producer.flush(timeout=60)
+    finally:
+        producer.close()
+
+
+def consume_all(bootstrap: str, topic: str, quiet_seconds: float = 2.0, limit_seconds: float = 60.0) -> list[Any]:
+    """Every message of ``topic`` (read until nothing new arrives for ``quiet_seconds``)."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)
+    messages: list[Any] = []
+    deadline = time.monotonic() + limit_seconds
+    last_new = time.monotonic()
+    try:
+        while time.monotonic() < deadline and time.monotonic() - last_new < quiet_seconds:
+            for batch in consumer.poll(timeout_ms=300).values():
+                messages.extend(batch)
+                last_new = time.monotonic()
+    finally:
+        consumer.close()
+    return messages
+
+
+@dataclass
+class Service:
+    """One ``skewstream serve`` process."""
+
+    bootstrap: str
+    topics: Topics
+    workdir: Path
+    instance: str = "a"
+    group: str = "g"
+    every_events: int = 2000
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def learn_log(self) -> Path:
+        return self.workdir / f"learned-{self.instance}.log"
+
+    def config(self) -> Path:
+        path = self.workdir / f"config-{self.instance}.toml"
+        path.write_text(
+            f"""
+[kafka]
+bootstrap_servers = "{self.bootstrap}"
+group_id = "{self.group}"
+instance_id = "{self.instance}"
+events_topic = "{self.topics.events}"
+labels_topic = "{self.topics.labels}"
+scores_topic = "{self.topics.scores}"
+dead_letters_topic = "{self.topics.dead}"
+consumer = {{ session_timeout_ms = 6000, heartbeat_interval_ms = 500, max_poll_interval_ms = 60000 }}
+
+[checkpoint]
+dir = "{self.workdir / 'checkpoints'}"
+every_events = {self.every_events}
+every_seconds = 5.0
+
+[model]
+kind = "hoeffding"
+
+[anomaly]
+kind = "codebook"
+
+[metrics]
+port = {self.port}
+"""
+        )
+        return path
+
+    def start(self) -> Service:
+        env = {**os.environ, "SKEWSTREAM_TEST_LEARN_LOG": str(self.learn_log)}
+        log = open(self.workdir / f"serve-{self.instance}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stream", "serve", "--config", str(self.config())],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+        )  # fmt: skip
+        log.close()
+        return self
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as reply:
+            return str(reply.read().decode())
+
+    def value(self, name: str) -> float | None:
+        try:
+            text = self.metrics()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        return None
+
+    def wait_for(self, name: str, at_least: float, timeout: float = 120.0) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, self.output()
+            value = self.value(name)
+            if value is not None and value >= at_least:
+                return value
+            time.sleep(0.2)
+        raise AssertionError(f"{name} did not reach {at_least} in {timeout}s:\n{self.output()}")
+
+    def stop(self, sig: int, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+    def output(self) -> str:
+        path = self.workdir / f"serve-{self.instance}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def learned(self) -> list[str]:
+        if not self.learn_log.exists():
+            return []
+        return [line.split()[0] for line in self.learn_log.read_text().splitlines()]
+
+
+@pytest.fixture
+def topics(kafka: str) -> Topics:
+    return Topics.create(kafka)
