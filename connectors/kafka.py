@@ -166,7 +166,11 @@ class KafkaEvents:
         return lags
 
     def close(self) -> None:
-        self.consumer.close(autocommit=False, timeout_ms=int(self.k.close_timeout_seconds * 1000))
+        """Bounded; never raises (it runs while another error may be on its way out)."""
+        try:
+            self.consumer.close(autocommit=False, timeout_ms=int(self.k.close_timeout_seconds * 1000))
+        except KafkaError as exc:
+            log.warning("consumer did not close cleanly: %r", exc)
 
 
 class KafkaLabels:
@@ -237,7 +241,16 @@ class KafkaOutputs:
             raise SinkError(f"kafka: {len(self.failures)} messages could not be delivered, first: {self.failures[0]!r}")
 
     def close(self) -> None:
-        self.producer.close(timeout=self.k.close_timeout_seconds)
+        """Bounded; never raises (it runs while another error may be on its way out)."""
+        try:
+            self.producer.close(timeout=self.k.close_timeout_seconds)
+        except KafkaError as exc:
+            log.warning("producer did not close cleanly within kafka.close_timeout_seconds: %r", exc)
+            # kafka-python's close() flushes first and raises when that times out, leaving the
+            # sender thread running: stop it the way close() itself would have.
+            sender = getattr(self.producer, "_sender", None)
+            if sender is not None and sender.is_alive():
+                sender.force_close()
 
 
 class _Scores:

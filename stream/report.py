@@ -66,15 +66,17 @@ def plot(pipeline: Pipeline, path: Path) -> Path:
         top.plot(xs, [p[1] for p in points], label="rolling PR-AUC")
         top.plot(xs, [p[2] for p in points], label="rolling recall (alerts)")
         bottom.plot(xs, [p[3] for p in points], label="alert rate", color="tab:red")
+        top.legend(loc="lower left")
+        bottom.legend(loc="upper left")
+    else:
+        top.text(0.5, 0.5, "too few labelled events for rolling metrics", ha="center", transform=top.transAxes)
     for scored, _version in pipeline.history.drifts:
         for ax in (top, bottom):
             ax.axvline(scored, color="grey", linestyle="--", linewidth=0.8)
     top.set_ylim(0, 1)
     top.set_ylabel("prequential")
-    top.legend(loc="lower left")
     bottom.set_ylabel("share of events")
     bottom.set_xlabel("events scored (dashed: drift detected, model swapped)")
-    bottom.legend(loc="upper left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

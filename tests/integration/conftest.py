@@ -121,6 +121,7 @@ class Service:
     group: str = "g"
     every_events: int = 2000
     port: int = field(default_factory=free_port)
+    producer: str = ""  # extra kafka-python producer settings, TOML inline-table body
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -140,6 +141,7 @@ labels_topic = "{self.topics.labels}"
 scores_topic = "{self.topics.scores}"
 dead_letters_topic = "{self.topics.dead}"
 consumer = {{ session_timeout_ms = 6000, heartbeat_interval_ms = 500, max_poll_interval_ms = 60000 }}
+producer = {{ {self.producer} }}
 
 [checkpoint]
 dir = "{self.workdir / 'checkpoints'}"
