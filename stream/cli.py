@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--if-absent", action="store_true", help="do nothing when OUT exists")
 
     bench = commands.add_parser("bench", help="benchmarks against river")
-    bench.add_argument("what", choices=("compare", "speed"))
+    bench.add_argument("what", choices=("compare", "speed", "kafka"))
     bench.add_argument("--events", type=int, default=200_000)
     bench.add_argument("--seed", type=int, default=7)
     return parser
@@ -183,6 +183,10 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.what == "kafka":
+        from stream.bench.kafka import main as kafka_main
+
+        return kafka_main(args.events, args.seed)
     from stream.bench.compare import main as bench_main
 
     return bench_main(args.what, args.events, args.seed)

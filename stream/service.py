@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from stream.app import RunResult, make_decoder, make_metrics, stop_on_signals
@@ -98,7 +99,9 @@ def _learn_log(runner: Runner, path: Path) -> None:
     runner.after_checkpoint.append(flush)
 
 
-def serve(settings: Settings, stop: threading.Event | None = None) -> RunResult:
+def serve(
+    settings: Settings, stop: threading.Event | None = None, on_batch: Callable[[Runner], None] | None = None
+) -> RunResult:
     """Consume, score, learn and publish until SIGTERM/SIGINT (or ``stop``); ends with a commit point."""
     from connectors.kafka import KafkaEvents, KafkaOutputs
 
@@ -119,6 +122,7 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> RunResult:
     wiring = KafkaWiring(runner, events, store, settings)
     events.on_assigned, events.on_revoked = wiring.on_assigned, wiring.on_revoked
     runner.after_checkpoint.append(wiring.save_positions)
+    runner.on_batch = on_batch
     if os.environ.get(LEARN_LOG_ENV):
         _learn_log(runner, Path(os.environ[LEARN_LOG_ENV]))
     if runner.metrics is not None:

@@ -25,21 +25,22 @@ def _send_at(kafka: str, topic: str, ids: range, at_ms: int) -> None:
 
 
 def test_time_window_and_offset_window(kafka: str, topics: Topics, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    t0 = int(time.time() * 1000) - 3_600_000
+    t0 = (int(time.time()) - 3_600) * 1000  # whole seconds: the window bounds are ISO seconds
     _send_at(kafka, topics.events, range(0, 300), t0)
     _send_at(kafka, topics.events, range(300, 600), t0 + 600_000)
+    _send_at(kafka, topics.events, range(600, 900), t0 + 1_200_000)
     monkeypatch.setenv("SKEWSTREAM_KAFKA__BOOTSTRAP_SERVERS", kafka)
     out = tmp_path / "window.jsonl"
-    start = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime((t0 + 600_000) / 1000))
-    code = main(["replay", "--kafka-topic", topics.events, "--from-time", start, "--out", str(out),
-                 "--model", "logreg", "--no-progress"])  # fmt: skip
+    start, end = (time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime((t0 + ms) / 1000)) for ms in (600_000, 1_200_000))
+    code = main(["replay", "--kafka-topic", topics.events, "--from-time", start, "--to-time", end,
+                 "--out", str(out), "--model", "logreg", "--no-progress"])  # fmt: skip
     assert code == 0
-    ids = {orjson.loads(line)["id"] for line in out.read_bytes().splitlines()}
-    assert ids == {f"r{i}" for i in range(300, 600)}
+    ids = [orjson.loads(line)["id"] for line in out.read_bytes().splitlines()]
+    assert sorted(ids) == sorted(f"r{i}" for i in range(300, 600))  # exactly the window, once each
 
     out_all = tmp_path / "all.jsonl"
     assert main(["replay", "--kafka-topic", topics.events, "--from-offset", "0", "--out", str(out_all), "--no-progress"]) == 0
-    assert out_all.read_bytes().count(b"\n") == 600
+    assert out_all.read_bytes().count(b"\n") == 900
 
     probe = KafkaConsumer(bootstrap_servers=kafka, group_id="skewstream", enable_auto_commit=False)
     from kafka import TopicPartition
