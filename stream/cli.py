@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     replay.add_argument("--checkpoint-dir", type=Path, help="sets checkpoint.dir")
     replay.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
-    replay.add_argument("--model", help="sets model.kind (logreg|hoeffding|hat|arf|bagging)")
+    replay.add_argument("--model", help="serve this model alone (logreg|hoeffding|hat|arf|bagging; no selection)")
     replay.add_argument("--plot", type=Path, help="PNG of rolling quality (default beside --out)")
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=("compare", "speed", "kafka"))
     bench.add_argument("--events", type=int, default=200_000)
     bench.add_argument("--seed", type=int, default=7)
+    bench.add_argument("--profile", choices=("abrupt", "demo"), default="abrupt", help="compare: which stream")
     return parser
 
 
@@ -113,8 +114,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     if args.checkpoint_dir is not None:
         overrides["checkpoint"] = {"dir": args.checkpoint_dir}
-    if args.model is not None:
+    if args.model is not None:  # this model alone: no contest
         overrides["model"] = {"kind": args.model}
+        overrides["selection"] = {"enabled": False}
     return load_settings(args.config, **overrides)
 
 
@@ -189,7 +191,7 @@ def _bench(args: argparse.Namespace) -> int:
         return kafka_main(args.events, args.seed)
     from stream.bench.compare import main as bench_main
 
-    return bench_main(args.what, args.events, args.seed)
+    return bench_main(args.what, args.events, args.seed, args.profile)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,26 @@ class ModelSettings(_Section):
     )
 
 
+class SelectionSettings(_Section):
+    enabled: bool = Field(True, description="Score with every candidate and serve the best; False: model.kind alone.")
+    candidates: list[ModelKind] = Field(
+        default_factory=lambda: ["logreg", "hoeffding", "bagging"],  # type: ignore[arg-type]
+        min_length=1, description="Learners in the contest (model.kind, if listed, starts as champion).",
+    )  # fmt: skip
+    metric: Literal["pr_auc", "roc_auc", "recall_at_budget", "gmean"] = Field(
+        "pr_auc", description="Prequential quality the candidates are ranked by."
+    )
+    window: int = Field(20_000, ge=100, description="Labelled events in the ranking window.")
+    margin: float = Field(0.02, ge=0, description="How much better a challenger must be to take over.")
+    min_positives: int = Field(30, ge=1, description="Positives seen since the last change before another.")
+    mode: Literal["champion", "blend"] = Field(
+        "champion", description="champion: serve the best; blend: quality-weighted mean of all."
+    )
+    challenger_share: float = Field(
+        1.0, gt=0, le=1, description="Share of kept majority events challengers learn (weighted up)."
+    )
+
+
 class AnomalySettings(_Section):
     kind: Literal["hst", "codebook", "none"] = Field(
         "hst", description="hst: river HalfSpaceTrees; codebook: distance to the majority codebook."
@@ -207,6 +227,7 @@ class Settings(BaseSettings):
     sampler: SamplerSettings = SamplerSettings()
     weighting: WeightingSettings = WeightingSettings()
     model: ModelSettings = ModelSettings()
+    selection: SelectionSettings = SelectionSettings()
     anomaly: AnomalySettings = AnomalySettings()
     threshold: ThresholdSettings = ThresholdSettings()
     labels: LabelSettings = LabelSettings()

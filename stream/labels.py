@@ -21,6 +21,7 @@ class Pending:
     z: np.ndarray
     score: float
     alert: bool
+    candidates: np.ndarray  # every candidate model's score, for the contest
 
 
 class LabelJoin:

@@ -63,12 +63,29 @@ class _SnapshotCollector(Collector):
                 value = snap[window].get(name, math.nan)
                 quality.add_metric([name, window], value)
         yield quality
+        yield from _selection(snap)
         lag = GaugeMetricFamily(
             f"{PREFIX}_consumer_lag", "Records behind the high watermark.", labels=["topic", "partition"]
         )
         for where, behind in snap.get("lag", {}).items():
             lag.add_metric(where.rsplit("/", 1), behind)
         yield lag
+
+
+def _selection(snap: dict[str, Any]) -> Iterator[Metric]:
+    candidates = snap.get("candidates", [])
+    quality = GaugeMetricFamily(
+        f"{PREFIX}_candidate_quality", "Each candidate model's windowed prequential quality.", labels=["candidate", "metric"]
+    )
+    champion = GaugeMetricFamily(f"{PREFIX}_champion", "1 for the candidate that serves.", labels=["candidate"])
+    for candidate in candidates:
+        for key, value in candidate.items():
+            if key not in ("name", "champion"):
+                quality.add_metric([candidate["name"], key], value)
+        champion.add_metric([candidate["name"]], 1.0 if candidate["champion"] else 0.0)
+    yield quality
+    yield champion
+    yield _counter("model_switches", "Champion changes.", snap.get("model_switches", 0))
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:

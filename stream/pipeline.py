@@ -9,14 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from stream.anomaly import AnomalyScorer
 from stream.config import Settings
 from stream.events import REASONS, BadRecord, Event, Label, Scored
 from stream.features import FeatureSpace
 from stream.labels import LabelJoin, Pending, RecentIds
-from stream.model import OnlineModel
+from stream.selection import ModelSet
 from stream.quality import Prequential
 from stream.sampling import VQSampler
 from stream.threshold import Threshold
@@ -34,7 +32,7 @@ class Pipeline:
         self.features = FeatureSpace(settings.input.features)
         self.sampler: VQSampler | None = None  # needs the dimension: built on the first event
         self.weights = ClassWeights(settings.weighting)
-        self.model = OnlineModel(settings.model)
+        self.model = ModelSet(settings.model, settings.selection, settings.threshold.alert_budget)
         self.anomaly = AnomalyScorer(settings.anomaly, settings.model.seed)
         self.threshold = Threshold(settings.threshold)
         self.labels = LabelJoin(settings.labels.max_pending, settings.labels.ttl_seconds)
@@ -60,7 +58,7 @@ class Pipeline:
         if self.sampler is None:
             self.sampler = VQSampler(self.settings.sampler, z.shape[0], self.settings.model.seed)
         x = self.features.as_dict(z)
-        p = self.model.score(x)
+        p, candidates = self.model.score(x)
         anomaly = self.anomaly.score(x, z, self.sampler)
         alert = p > self.threshold.value
         scored = Scored(event.id, ts, p, anomaly, alert, self.threshold.value, self.model.version)
@@ -70,10 +68,10 @@ class Pipeline:
         if event.y != 1:
             self.anomaly.learn(x)
         if event.y is None:
-            self._expired(self.labels.hold(Pending(event.id, ts, z, p, alert)))
+            self._expired(self.labels.hold(Pending(event.id, ts, z, p, alert, candidates)))
         else:
             self._expired(self.labels.expire(ts))
-            self._learn(event.id, z, x, event.y, p, alert)
+            self._learn(Pending(event.id, ts, z, p, alert, candidates), x, event.y)
         return scored
 
     def learn_label(self, label: Label) -> None:
@@ -81,27 +79,29 @@ class Pipeline:
         pending = self.labels.join(label.id)
         if pending is None:
             raise BadRecord("unknown_label_id", f"no pending event with id {label.id!r}")
-        self._learn(pending.id, pending.z, self.features.as_dict(pending.z), label.y, pending.score, pending.alert)
+        self._learn(pending, self.features.as_dict(pending.z), label.y)
 
     def _expired(self, gone: list[Pending]) -> None:
         for entry in gone:
             if self.settings.labels.timeout_as_negative:
                 self.counts["expired_as_negative"] += 1
-                self._learn(entry.id, entry.z, self.features.as_dict(entry.z), 0, entry.score, entry.alert)
+                self._learn(entry, self.features.as_dict(entry.z), 0)
             else:
                 self.counts["expired_dropped"] += 1
 
-    def _learn(self, event_id: str, z: np.ndarray, x: dict[str, float], y: int, p: float, alert: bool) -> None:
-        # Prequential: the score p was served before this label was known.
-        self.quality.observe(y, p, alert)
+    def _learn(self, event: Pending, x: dict[str, float], y: int) -> None:
+        # Prequential: the scores were served before this label was known.
+        p, z = event.score, event.z
+        self.quality.observe(y, p, event.alert)
         self.threshold.observe_label(y, p)
         self.counts["labelled"] += 1
         self.labels_by_class[y] += 1
         self.history.maybe_record(self)
         assert self.sampler is not None
-        if self.model.observe(x, y, p):
-            self.sampler.on_drift()
+        if self.model.observe(x, y, event.candidates):
             self.history.drift(self.counts["scored"], self.model.version)
+        if self.model.drifted:
+            self.sampler.on_drift()
         w = self.sampler.weight(z, y)
         if w == 0.0:
             return
@@ -109,7 +109,7 @@ class Pipeline:
         self.model.learn(x, y, w * self.weights.weight(y))
         self.counts["learned"] += 1
         if self.learn_hook is not None:
-            self.learn_hook(event_id, y)
+            self.learn_hook(event.id, y)
 
     def dead_letter(self, reason: str) -> None:
         self.dead_letters[reason] = self.dead_letters.get(reason, 0) + 1
@@ -123,6 +123,8 @@ class Pipeline:
             "dead_letters": dict(self.dead_letters),
             "model_version": self.model.version,
             "drifts": dict(self.model.drifts),
+            "candidates": self.model.summary(),
+            "model_switches": self.model.switches,
             "threshold": self.threshold.value,
             "label_store_size": len(self.labels),
             "label_store_expired": self.labels.expired_total,

@@ -35,6 +35,13 @@ def summary_rows(pipeline: Pipeline, seconds: float) -> list[tuple[str, str]]:
     rows.append(("pr_auc (last window)", _fmt(snap["rolling"]["pr_auc"])))
     rows.append(("drifts (positive / negative class)", "{positive} / {negative}".format(**snap["drifts"])))
     rows.append(("model version", str(snap["model_version"])))
+    if len(snap["candidates"]) > 1:
+        for candidate in snap["candidates"]:
+            metric = next(k for k in candidate if k not in ("name", "champion"))
+            mark = " (serving)" if candidate["champion"] else ""
+            rows.append((f"candidate {candidate['name']}{mark}: windowed {metric}", _fmt(candidate[metric])))
+        switches = pipeline.model.switch_log
+        rows.append(("champion changes", f"{snap['model_switches']}" + (f"  last: {switches[-1][1]} -> {switches[-1][2]}" if switches else "")))
     rows.append(("threshold (final)", _fmt(snap["threshold"])))
     rows.append(("pending labels / expired", f"{snap['label_store_size']:,} / {snap['label_store_expired']:,}"))
     rows.append(("features imputed / unknown fields", f"{snap['features_imputed']:,} / {snap['features_unknown']:,}"))

@@ -14,7 +14,11 @@ from stream.synth import ABRUPT, DEMO, Stream, write_jsonl
 
 def small_settings(**overrides: Any) -> Settings:
     """Defaults, minus the slow parts a unit test does not exercise."""
-    base: dict[str, Any] = {"anomaly": {"kind": "codebook"}, "model": {"kind": "hoeffding"}}
+    base: dict[str, Any] = {
+        "anomaly": {"kind": "codebook"},
+        "model": {"kind": "hoeffding"},
+        "selection": {"enabled": False},
+    }
     for section, values in overrides.items():
         base.setdefault(section, {}).update(values)
     return load_settings(None, **base)

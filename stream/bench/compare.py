@@ -28,7 +28,7 @@ import river.tree
 from stream.app import ReplayOptions, replay
 from stream.config import load_settings
 from stream.quality import average_precision, recall_at_budget, roc_auc
-from stream.synth import ABRUPT, Stream, write_jsonl
+from stream.synth import ABRUPT, DEMO, Stream, write_jsonl
 
 
 def _rows(stream: Stream) -> Iterator[tuple[dict[str, float], int]]:
@@ -49,7 +49,7 @@ def river_prequential(model: Any, stream: Stream) -> tuple[np.ndarray, float]:
 
 def skewstream_prequential(path: Path, model: str | None = None) -> tuple[np.ndarray, float]:
     """Scores of ``skewstream replay`` on the file, and the replay's wall time."""
-    overrides = {"model": {"kind": model}} if model else {}
+    overrides = {"model": {"kind": model}, "selection": {"enabled": False}} if model else {}
     settings = load_settings(None, **overrides)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "scores.jsonl"
@@ -82,10 +82,16 @@ def _line(name: str, scores: np.ndarray, y: np.ndarray, seconds: float, drift: i
     )
 
 
-def compare(events: int, seed: int) -> list[str]:
-    spec = replace(ABRUPT, n=events, seed=seed, delayed_share=0.0)
+PROFILES = {
+    "abrupt": "1% positives, one abrupt drift at 50%",
+    "demo": "0.4-0.8% positives, abrupt drift at 40%, gradual drift 60-75%, prior shift at 80%",
+}
+
+
+def compare(events: int, seed: int, profile: str = "abrupt") -> list[str]:
+    spec = replace(ABRUPT if profile == "abrupt" else DEMO, n=events, seed=seed, delayed_share=0.0)
     lines = [
-        f"stream: {events:,} events, {spec.positive_rate:.0%} positives, abrupt drift at {spec.abrupt_at:.0%} (seed {seed})",
+        f"stream: {events:,} events, {PROFILES[profile]} (seed {seed})",
         "| method | PR-AUC | ROC-AUC | recall@1% | PR-AUC 20k after drift | events/s |",
         "|---|---|---|---|---|---|",
     ]
@@ -97,7 +103,10 @@ def compare(events: int, seed: int) -> list[str]:
         if scores.shape[0] != events:
             raise AssertionError(f"{scores.shape[0]} scores for {events} events")
         lines.append(f"skewstream scored each of the {events:,} events exactly once")
-        lines.append(_line("skewstream (default)", scores, y, seconds, stream.drifts[0]))
+        lines.append(_line("skewstream (default: champion of logreg, hoeffding, bagging)", scores, y, seconds, stream.drifts[0]))
+        for kind in load_settings(None).selection.candidates:
+            scores, seconds = skewstream_prequential(path, kind)
+            lines.append(_line(f"skewstream, {kind} alone", scores, y, seconds, stream.drifts[0]))
         for name, make in PEERS.items():
             scores, seconds = river_prequential(make(), stream)
             lines.append(_line(name, scores, y, seconds, stream.drifts[0]))
@@ -125,7 +134,7 @@ def speed(events: int, seed: int) -> list[str]:
     return lines
 
 
-def main(what: str, events: int, seed: int) -> int:
-    lines = compare(events, seed) if what == "compare" else speed(events, seed)
+def main(what: str, events: int, seed: int, profile: str = "abrupt") -> int:
+    lines = compare(events, seed, profile) if what == "compare" else speed(events, seed)
     print("\n".join(lines))
     return 0

@@ -151,6 +151,9 @@ every_seconds = 5.0
 [model]
 kind = "hoeffding"
 
+[selection]
+enabled = false
+
 [anomaly]
 kind = "codebook"
 

@@ -1,0 +1,143 @@
+"""Champion/challenger: several learners score and learn; the one that ranks best lately serves.
+
+No learner wins everywhere on imbalanced streams (linear fraud data favours a scaled logistic
+regression, non-linear concepts favour tree ensembles, and a drift can flip the order), so the
+choice is made from the stream, prequentially: every candidate scores every event before any label
+is known, and its scores join a sliding window of labelled events. When a positive arrives the
+candidates are ranked on the window (PR-AUC by default). A challenger takes over only when it beats
+the champion by ``margin`` with at least ``min_positives`` positives seen since the last change
+(hysteresis: no flapping). A drift confirmed in any candidate re-opens the contest: the windows
+restart so the new regime decides. With one candidate this is just that model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from stream.config import ModelSettings, SelectionSettings
+from stream.model import OnlineModel
+from stream.quality import average_precision, recall_at_budget, roc_auc
+from stream.threshold import best_gmean_threshold
+
+Metric = Callable[[np.ndarray, np.ndarray], float]
+
+
+def _gmean(scores: np.ndarray, labels: np.ndarray) -> float:
+    cut = best_gmean_threshold(scores, labels)
+    if cut is None:
+        return math.nan
+    alert = scores > cut
+    pos = labels == 1
+    return float(np.sqrt(alert[pos].mean() * (~alert[~pos]).mean()))
+
+
+def metric_of(name: str, budget: float) -> Metric:
+    return {
+        "pr_auc": average_precision,
+        "roc_auc": roc_auc,
+        "recall_at_budget": lambda s, y: recall_at_budget(s, y, budget),
+        "gmean": _gmean,
+    }[name]
+
+
+class ModelSet:
+    """The served model: a champion among candidates (or their quality-weighted blend)."""
+
+    def __init__(self, model: ModelSettings, selection: SelectionSettings, budget: float) -> None:
+        self.selection = selection
+        kinds = list(selection.candidates) if selection.enabled else [model.kind]
+        self.names = [k if kinds.count(k) == 1 else f"{k}#{i}" for i, k in enumerate(kinds)]
+        self.candidates = [OnlineModel(model.model_copy(update={"kind": k})) for k in kinds]
+        self.champion = kinds.index(model.kind) if model.kind in kinds else 0
+        self.metric = metric_of(selection.metric, budget)
+        self.window_scores = np.zeros((len(kinds), selection.window))
+        self.window_labels = np.zeros(selection.window, dtype=np.int64)
+        self.filled = 0
+        self.quality = np.full(len(kinds), math.nan)
+        self.positives_since_change = 0
+        self.version = 1
+        self.switches = 0
+        self.switch_log: list[tuple[int, str, str]] = []  # (labelled events, from, to), bounded
+        self.labelled = 0
+        self.drifted = False  # a candidate confirmed a drift at the last observe()
+        self._share_credit = 0.0
+
+    def score(self, x: dict[str, float]) -> tuple[float, np.ndarray]:
+        """The served probability and every candidate's."""
+        scores = np.array([c.score(x) for c in self.candidates])
+        if self.selection.mode == "blend" and len(scores) > 1:
+            weights = np.nan_to_num(self.quality, nan=0.0)
+            if weights.sum() > 0:
+                return float(weights @ scores / weights.sum()), scores
+        return float(scores[self.champion]), scores
+
+    def observe(self, x: dict[str, float], y: int, scores: np.ndarray) -> bool:
+        """Feed the candidates' prequential scores of a labelled event; True if the served model changed."""
+        self.labelled += 1
+        changed = self.drifted = False
+        for i, candidate in enumerate(self.candidates):
+            if candidate.observe(x, y, float(scores[i])):
+                changed |= i == self.champion
+                self.drifted = True
+                self._reopen()
+        self._remember(y, scores)
+        if y == 1:
+            self.positives_since_change += 1
+            changed |= self._contest()
+        if changed:
+            self.version += 1
+        return changed
+
+    def _remember(self, y: int, scores: np.ndarray) -> None:
+        i = self.filled % self.window_labels.shape[0]
+        self.window_scores[:, i] = scores
+        self.window_labels[i] = y
+        self.filled += 1
+
+    def _reopen(self) -> None:
+        self.filled = 0
+        self.positives_since_change = 0
+
+    def _contest(self) -> bool:
+        if len(self.candidates) == 1 or self.positives_since_change < self.selection.min_positives:
+            return False
+        n = min(self.filled, self.window_labels.shape[0])
+        labels = self.window_labels[:n]
+        self.quality = np.array([self.metric(self.window_scores[i, :n], labels) for i in range(len(self.candidates))])
+        best = int(np.nanargmax(self.quality)) if not np.all(np.isnan(self.quality)) else self.champion
+        if best == self.champion or not self.quality[best] > self.quality[self.champion] + self.selection.margin:
+            return False
+        self.switch_log.append((self.labelled, self.names[self.champion], self.names[best]))
+        del self.switch_log[:-1000]
+        self.champion, self.switches, self.positives_since_change = best, self.switches + 1, 0
+        return self.selection.mode == "champion"
+
+    def learn(self, x: dict[str, float], y: int, w: float) -> None:
+        """The champion learns every kept event; challengers a ``challenger_share`` of the majority."""
+        share = self.selection.challenger_share
+        self._share_credit += share
+        challengers_learn = y == 1 or self._share_credit >= 1.0
+        if challengers_learn and y != 1:
+            self._share_credit -= 1.0
+        for i, candidate in enumerate(self.candidates):
+            if i == self.champion:
+                candidate.learn(x, y, w)
+            elif challengers_learn:
+                candidate.learn(x, y, w if y == 1 else w / share)
+
+    @property
+    def drifts(self) -> dict[str, int]:
+        total = {"positive": 0, "negative": 0}
+        for candidate in self.candidates:
+            for key, value in candidate.drifts.items():
+                total[key] += value
+        return total
+
+    def summary(self) -> list[dict[str, object]]:
+        return [
+            {"name": name, "champion": i == self.champion, self.selection.metric: float(self.quality[i])}
+            for i, name in enumerate(self.names)
+        ]
