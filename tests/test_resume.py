@@ -35,10 +35,14 @@ def digest(result: RunResult) -> dict[str, str]:
     return {k: state_digest(v) for k, v in state.items()}
 
 
-@pytest.mark.parametrize("kind", ["hoeffding", "arf", "bagging"])
+@pytest.mark.parametrize("kind", ["hoeffding", "arf", "bagging", "selection"])
 def test_resume_after_abort_equals_uninterrupted_run(tmp_path: Path, demo_file, kind: str) -> None:  # type: ignore[no-untyped-def]
     path, _ = demo_file
-    settings = small_settings(model={"kind": kind, "ensemble_size": 2}, checkpoint={"dir": tmp_path / "ck", "every_events": 700})
+    selection = {"enabled": kind == "selection", "candidates": ["logreg", "hoeffding"], "min_positives": 5}
+    settings = small_settings(
+        model={"kind": "hoeffding" if kind == "selection" else kind, "ensemble_size": 2},
+        selection=selection, checkpoint={"dir": tmp_path / "ck", "every_events": 700},
+    )  # fmt: skip
     straight = replay(settings, ReplayOptions(path, out=tmp_path / "a.jsonl", dead_letters=tmp_path / "a.dead"))
 
     opts = ReplayOptions(path, out=tmp_path / "b.jsonl", dead_letters=tmp_path / "b.dead")
@@ -53,6 +57,8 @@ def test_resume_after_abort_equals_uninterrupted_run(tmp_path: Path, demo_file, 
     assert digest(resumed) == digest(straight)
     assert resumed.pipeline.counts == straight.pipeline.counts
     assert resumed.pipeline.quality.summary() == straight.pipeline.quality.summary()
+    if kind == "selection":  # the contest is state too: same champion, same switches
+        assert resumed.pipeline.model.switch_log == straight.pipeline.model.switch_log
 
 
 def test_resume_without_checkpoint_dir_is_a_clear_error(demo_file) -> None:  # type: ignore[no-untyped-def]
