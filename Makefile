@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO   := data/demo.jsonl
 OUT    := out
 
-.PHONY: run test clean
+.PHONY: run test services clean
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,16 @@ run: $(VENV)/.runtime
 	$(BIN)/skewstream synth $(DEMO) --if-absent
 	$(BIN)/skewstream replay $(DEMO) --out $(OUT)/scores.jsonl --checkpoint-dir $(OUT)/checkpoints
 
-# The whole suite (unit tests offline; integration tests start their own services).
-test: $(VENV)/.test
+# Tools the integration tests start themselves: Prometheus (Debian package), Java + Maven (the
+# Kafka broker's jars come from Maven Central into ~/.cache/skewstream).
+services:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
+	@command -v java >/dev/null && command -v mvn >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless maven; }
+
+# The whole suite (unit tests offline; integration tests start a real Kafka and Prometheus).
+test: $(VENV)/.test services
 	$(BIN)/python -m pytest
 
 clean:

@@ -173,7 +173,7 @@ class Runner:
             lag = getattr(self.ports.source, "lag", None)
             if lag is not None:
                 snapshot["lag"] = lag()
-            self.metrics.publish(snapshot)
+            self.metrics.publish(snapshot, self.pipeline.latency)
             self._published = time.monotonic()
 
     def commit_point(self, tell_sources: bool = True) -> None:

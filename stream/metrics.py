@@ -20,6 +20,40 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 PREFIX = "skewstream"
+
+# The contract: every series this module exports (histograms add _bucket/_sum/_count, counters
+# _total). Dashboards and alert rules may use only these; tests keep them honest both ways.
+METRIC_NAMES = (
+    "skewstream_events_scored_total",
+    "skewstream_alerts_total",
+    "skewstream_learn_steps_total",
+    "skewstream_labels_total",
+    "skewstream_labels_expired_total",
+    "skewstream_features_imputed_total",
+    "skewstream_features_unknown_total",
+    "skewstream_dead_letters_total",
+    "skewstream_drifts_total",
+    "skewstream_sampler_offered_total",
+    "skewstream_sampler_kept_total",
+    "skewstream_sampler_keep_rate_target",
+    "skewstream_sampler_codewords_active",
+    "skewstream_model_version",
+    "skewstream_model_switches_total",
+    "skewstream_threshold",
+    "skewstream_label_store_size",
+    "skewstream_minority_prior",
+    "skewstream_class_weight",
+    "skewstream_quality",
+    "skewstream_candidate_quality",
+    "skewstream_champion",
+    "skewstream_consumer_lag",
+    "skewstream_batch_duration_seconds",
+    "skewstream_stage_duration_seconds",
+    "skewstream_checkpoint_duration_seconds",
+    "skewstream_checkpoint_last_success_timestamp_seconds",
+    "skewstream_loop_heartbeat_timestamp_seconds",
+    "skewstream_build_info",
+)
 QUALITY_METRICS = ("pr_auc", "roc_auc", "recall", "precision", "gmean", "kappa", "recall_at_budget")
 
 
@@ -117,6 +151,13 @@ class ServiceMetrics:
             f"{PREFIX}_batch_duration_seconds", "Wall time to decode, score and learn one poll batch.",
             registry=registry, buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )  # fmt: skip
+        self.stage_seconds = Histogram(
+            f"{PREFIX}_stage_duration_seconds", "Time to score one event / learn one label (1 in 32 sampled).",
+            ["stage"], registry=registry,
+            buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+        )  # fmt: skip
+        for stage in ("score", "learn"):
+            self.stage_seconds.labels(stage)
         self.checkpoint_seconds = Histogram(
             f"{PREFIX}_checkpoint_duration_seconds", "Wall time of one commit point.", registry=registry
         )
@@ -129,8 +170,13 @@ class ServiceMetrics:
         )
         Info(f"{PREFIX}_build", "Build information.", registry=registry).info({"version": version})
 
-    def publish(self, snapshot: dict[str, Any]) -> None:
+    def publish(self, snapshot: dict[str, Any], latency: dict[str, list[float]] | None = None) -> None:
         self.collector.snapshot = snapshot
+        for stage, samples in (latency or {}).items():
+            histogram = self.stage_seconds.labels(stage)
+            for seconds in samples:
+                histogram.observe(seconds)
+            samples.clear()
 
     def serve(self, host: str, port: int) -> None:
         """``/metrics``, ``/healthz`` (the loop turns) and ``/readyz`` (ready to take traffic)."""

@@ -6,6 +6,7 @@ joins a delayed label to the event it belongs to. Everything here is the checkpo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,9 @@ from stream.quality import Prequential
 from stream.sampling import VQSampler
 from stream.threshold import Threshold
 from stream.weighting import ClassWeights
+
+# One event in this many has its scoring / learning time measured (for the latency histograms).
+LATENCY_EVERY = 32
 
 # Test hook: called with (event id, label) on every learning step (counts "learned twice").
 LearnHook = Callable[[str, int], None]
@@ -46,9 +50,11 @@ class Pipeline:
         self.last_ts = 0.0
         self.history = History(settings.quality.report_every)
         self.learn_hook: LearnHook | None = None
+        self.latency: dict[str, list[float]] = {"score": [], "learn": []}  # sampled seconds, not state
 
     def process(self, event: Event) -> Scored:
         """Score ``event``; learn from it if labelled, else hold it for its label."""
+        started = time.perf_counter() if self.counts["scored"] % LATENCY_EVERY == 0 else 0.0
         if event.id in self.ids:
             raise BadRecord("duplicate_id", f"event id {event.id!r} was seen already")
         z = self.features.vector(event)
@@ -62,6 +68,8 @@ class Pipeline:
         anomaly = self.anomaly.score(x, z, self.sampler)
         alert = p > self.threshold.value
         scored = Scored(event.id, ts, p, anomaly, alert, self.threshold.value, self.model.version)
+        if started:
+            self._sample("score", started)
         self.threshold.observe_score(p)
         self.counts["scored"] += 1
         self.counts["alerts"] += alert
@@ -91,6 +99,7 @@ class Pipeline:
 
     def _learn(self, event: Pending, x: dict[str, float], y: int) -> None:
         # Prequential: the scores were served before this label was known.
+        started = time.perf_counter() if self.counts["labelled"] % LATENCY_EVERY == 0 else 0.0
         p, z = event.score, event.z
         self.quality.observe(y, p, event.alert)
         self.threshold.observe_label(y, p)
@@ -108,8 +117,15 @@ class Pipeline:
         self.weights.observe(y, w)
         self.model.learn(x, y, w * self.weights.weight(y))
         self.counts["learned"] += 1
+        if started:
+            self._sample("learn", started)
         if self.learn_hook is not None:
             self.learn_hook(event.id, y)
+
+    def _sample(self, stage: str, started: float) -> None:
+        samples = self.latency[stage]
+        if len(samples) < 4096:  # drained by the loop at each metrics publish
+            samples.append(time.perf_counter() - started)
 
     def dead_letter(self, reason: str) -> None:
         self.dead_letters[reason] = self.dead_letters.get(reason, 0) + 1
@@ -140,6 +156,7 @@ class Pipeline:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["learn_hook"] = None  # a test hook is not state
+        state["latency"] = {"score": [], "learn": []}
         return state
 
 
