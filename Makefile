@@ -22,11 +22,12 @@ run: $(VENV)/.runtime
 	$(BIN)/skewstream synth $(DEMO) --if-absent
 	$(BIN)/skewstream replay $(DEMO) --out $(OUT)/scores.jsonl --checkpoint-dir $(OUT)/checkpoints
 
-# Tools the integration tests start themselves: Prometheus (Debian package), Java + Maven (the
-# Kafka broker's jars come from Maven Central into ~/.cache/skewstream).
+# Tools the tests use: Prometheus + promtool and docker-compose (only `config`, to validate
+# deploy/compose.yaml) from Debian; Java + Maven (the Kafka broker's jars come from Maven Central
+# into ~/.cache/skewstream).
 services:
-	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v docker-compose >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus docker-compose; }
 	@command -v java >/dev/null && command -v mvn >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless maven; }
 

@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=7)
     synth.add_argument("--if-absent", action="store_true", help="do nothing when OUT exists")
 
+    commands.add_parser("config-example", help="print every setting with its default and meaning (TOML)")
+
     bench = commands.add_parser("bench", help="benchmarks against river")
     bench.add_argument("what", choices=("compare", "speed", "kafka"))
     bench.add_argument("--events", type=int, default=200_000)
@@ -82,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "synth":
             return _synth(args)
+        if args.command == "config-example":
+            from stream.config import example_toml
+
+            print(example_toml(), end="")
+            return 0
         return _bench(args)
     except (ConfigError, CheckpointError, FileNotFoundError, OSError) as exc:
         print(f"skewstream: error: {exc}", file=sys.stderr)
