@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("config-example", help="print every setting with its default and meaning (TOML)")
 
+    report = commands.add_parser("report", help="an HTML report (with PNGs) of a scores file")
+    report.add_argument("scores", type=Path, help="scores JSONL (replay --out, or the scores topic)")
+    report.add_argument("--labels", type=Path, help="JSONL with id and label (the events file, or labels)")
+    report.add_argument("--out", type=Path, default=Path("report.html"))
+    report.add_argument("--budget", type=float, default=0.01, help="alert budget for recall at the top")
+
     bench = commands.add_parser("bench", help="benchmarks against river")
     bench.add_argument("what", choices=("compare", "speed", "kafka"))
     bench.add_argument("--events", type=int, default=200_000)
@@ -84,13 +90,19 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "synth":
             return _synth(args)
+        if args.command == "report":
+            from stream.htmlreport import write
+
+            for path in write(args.scores, args.labels, args.out, args.budget):
+                print(f"wrote {path}")
+            return 0
         if args.command == "config-example":
             from stream.config import example_toml
 
             print(example_toml(), end="")
             return 0
         return _bench(args)
-    except (ConfigError, CheckpointError, FileNotFoundError, OSError) as exc:
+    except (ConfigError, CheckpointError, FileNotFoundError, OSError, ValueError) as exc:
         print(f"skewstream: error: {exc}", file=sys.stderr)
         return 2
     except DeliveryError as exc:
