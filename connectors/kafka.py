@@ -253,13 +253,11 @@ class KafkaOutputs:
                 sender.force_close()
 
 
-class _Scores:
+class _Topic:
+    """A view of the shared producer; flushing one flushes both topics (one producer)."""
+
     def __init__(self, outputs: KafkaOutputs) -> None:
         self.outputs = outputs
-
-    def write(self, scored: Scored) -> None:
-        headers = [("model_version", str(scored.model_version).encode())]
-        self.outputs.send(self.outputs.k.scores_topic, encode_scored(scored), scored.id.encode(), headers)
 
     def flush(self) -> None:
         self.outputs.flush()
@@ -268,13 +266,16 @@ class _Scores:
         return self.outputs.sent
 
     def close(self) -> None:
-        pass
+        pass  # the producer is closed once, by KafkaOutputs
 
 
-class _DeadLetters:
-    def __init__(self, outputs: KafkaOutputs) -> None:
-        self.outputs = outputs
+class _Scores(_Topic):
+    def write(self, scored: Scored) -> None:
+        headers = [("model_version", str(scored.model_version).encode())]
+        self.outputs.send(self.outputs.k.scores_topic, encode_scored(scored), scored.id.encode(), headers)
 
+
+class _DeadLetters(_Topic):
     def write(self, record: Record, reason: str, detail: str) -> None:
         topic, partition, offset = (record.origin.split("/") + ["", "", ""])[:3]
         headers = [
@@ -285,15 +286,6 @@ class _DeadLetters:
             ("source_offset", offset.encode()),
         ]
         self.outputs.send(self.outputs.k.dead_letters_topic, record.value, None, headers)
-
-    def flush(self) -> None:
-        self.outputs.flush()
-
-    def position(self) -> int:
-        return self.outputs.sent
-
-    def close(self) -> None:
-        pass
 
 
 class KafkaRange:

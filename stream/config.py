@@ -116,6 +116,9 @@ class SelectionSettings(_Section):
     window: int = Field(20_000, ge=100, description="Labelled events in the ranking window.")
     margin: float = Field(0.02, ge=0, description="How much better a challenger must be to take over.")
     min_positives: int = Field(30, ge=1, description="Positives seen since the last change before another.")
+    patience: int = Field(
+        20, ge=1, description="Consecutive rankings (one per positive) a challenger must lead by the margin."
+    )
     mode: Literal["champion", "blend"] = Field(
         "champion", description="champion: serve the best; blend: quality-weighted mean of all."
     )

@@ -5,8 +5,9 @@ regression, non-linear concepts favour tree ensembles, and a drift can flip the 
 choice is made from the stream, prequentially: every candidate scores every event before any label
 is known, and its scores join a sliding window of labelled events. When a positive arrives the
 candidates are ranked on the window (PR-AUC by default). A challenger takes over only when it beats
-the champion by ``margin`` with at least ``min_positives`` positives seen since the last change
-(hysteresis: no flapping). A drift confirmed in any candidate re-opens the contest: the windows
+the champion by ``margin`` at ``patience`` consecutive rankings, with at least ``min_positives``
+positives seen since the last change (hysteresis: no flapping — every change also changes the
+score's calibration, which costs ranking quality across the change). A drift confirmed in any candidate re-opens the contest: the windows
 restart so the new regime decides. With one candidate this is just that model.
 """
 
@@ -58,6 +59,7 @@ class ModelSet:
         self.filled = 0
         self.quality = np.full(len(kinds), math.nan)
         self.positives_since_change = 0
+        self.leader, self.lead = self.champion, 0  # who beats the champion by the margin, for how long
         self.version = 1
         self.switches = 0
         self.switch_log: list[tuple[int, str, str]] = []  # (labelled events, from, to), bounded
@@ -109,10 +111,15 @@ class ModelSet:
         self.quality = np.array([self.metric(self.window_scores[i, :n], labels) for i in range(len(self.candidates))])
         best = int(np.nanargmax(self.quality)) if not np.all(np.isnan(self.quality)) else self.champion
         if best == self.champion or not self.quality[best] > self.quality[self.champion] + self.selection.margin:
+            self.leader, self.lead = self.champion, 0
+            return False
+        self.lead = self.lead + 1 if best == self.leader else 1
+        self.leader = best
+        if self.lead < self.selection.patience:  # a lead must hold, not just appear once
             return False
         self.switch_log.append((self.labelled, self.names[self.champion], self.names[best]))
         del self.switch_log[:-1000]
-        self.champion, self.switches, self.positives_since_change = best, self.switches + 1, 0
+        self.champion, self.switches, self.positives_since_change, self.lead = best, self.switches + 1, 0, 0
         return self.selection.mode == "champion"
 
     def learn(self, x: dict[str, float], y: int, w: float) -> None:

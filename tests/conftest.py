@@ -6,6 +6,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import os
+import shutil
+
 import pytest
 
 from stream.config import Settings, load_settings
@@ -40,3 +43,13 @@ def demo_file(tmp_path: Path) -> tuple[Path, Stream]:
 def abrupt_file(tmp_path: Path) -> tuple[Path, Stream]:
     path = tmp_path / "abrupt.jsonl"
     return path, write_jsonl(replace(ABRUPT, n=8_000, positive_rate=0.03), path)
+
+
+def require_tool(name: str, why: str) -> str:
+    """Path of a command the test needs; missing, it skips - or fails where CI requires it."""
+    found = shutil.which(name)
+    if found is None:
+        if os.environ.get("SKEWSTREAM_REQUIRE_KAFKA") == "1":
+            pytest.fail(f"{name} missing ({why}; make test installs it)")
+        pytest.skip(f"{name} missing")
+    return found

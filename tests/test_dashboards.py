@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from stream.metrics import METRIC_NAMES
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "dashboards" / "prometheus" / "alerts.yml"
@@ -43,17 +41,8 @@ def test_every_metric_in_dashboards_and_rules_exists_and_the_important_ones_are_
     assert not set(METRIC_NAMES) - used - minor, set(METRIC_NAMES) - used - minor
 
 
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("SKEWSTREAM_REQUIRE_KAFKA") == "1":
-            pytest.fail("promtool missing (Debian package prometheus; make test installs it)")
-        pytest.skip("promtool missing")
-    return found
-
-
 def test_alert_rules_pass_promtool_check_and_their_unit_tests() -> None:
-    tool = promtool()
+    tool = require_tool("promtool", "Debian package prometheus")
     subprocess.run([tool, "check", "rules", str(RULES)], check=True, capture_output=True)
     done = subprocess.run([tool, "test", "rules", str(RULES.with_name("alerts.test.yml"))], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import tomllib
 from pathlib import Path
 
-import pytest
 import yaml
 
 from stream.config import Settings, example_toml, load_settings
+from tests.conftest import require_tool
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
@@ -26,11 +24,7 @@ def test_config_example_lists_every_setting_with_its_default() -> None:
 
 
 def test_compose_file_is_valid() -> None:
-    tool = shutil.which("docker-compose")
-    if tool is None:
-        if os.environ.get("SKEWSTREAM_REQUIRE_KAFKA") == "1":
-            pytest.fail("docker-compose missing (make test installs the Debian package)")
-        pytest.skip("docker-compose missing")
+    tool = require_tool("docker-compose", "Debian package docker-compose, for `config` only")
     done = subprocess.run([tool, "-f", str(DEPLOY / "compose.yaml"), "config", "-q"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())

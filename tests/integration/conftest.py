@@ -5,10 +5,10 @@ Without Java/Maven the tests skip, unless SKEWSTREAM_REQUIRE_KAFKA=1 (CI), where
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@functools.cache
 def _broker_module() -> Any:
     spec = importlib.util.spec_from_file_location("skewstream_broker", ROOT / "deploy" / "kafka" / "broker.py")
     assert spec is not None and spec.loader is not None
@@ -53,9 +54,7 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return int(_broker_module().free_port())
 
 
 @dataclass

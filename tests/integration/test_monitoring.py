@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import threading
 import time
@@ -16,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import require_tool
 from tests.integration.conftest import ROOT, Service, Topics, free_port, produce
 from tests.integration.streams import events_and_labels, with_bad_records
 from tests.test_dashboards import generate, rule_exprs
@@ -25,11 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 class Prometheus:
     def __init__(self, workdir: Path, target: str) -> None:
-        binary = shutil.which("prometheus")
-        if binary is None:
-            if os.environ.get("SKEWSTREAM_REQUIRE_KAFKA") == "1":
-                pytest.fail("prometheus missing (Debian package prometheus; make test installs it)")
-            pytest.skip("prometheus missing")
+        binary = require_tool("prometheus", "Debian package prometheus")
         self.port = free_port()
         config = workdir / "prometheus.yml"
         config.write_text(yaml.safe_dump({
