@@ -25,6 +25,7 @@ PREFIX = "skewstream"
 # _total). Dashboards and alert rules may use only these; tests keep them honest both ways.
 METRIC_NAMES = (
     "skewstream_events_scored_total",
+    "skewstream_events_total",
     "skewstream_alerts_total",
     "skewstream_learn_steps_total",
     "skewstream_labels_total",
@@ -67,6 +68,14 @@ class _SnapshotCollector(Collector):
             return
         counts = snap["counts"]
         yield _counter("events_scored", "Events scored.", counts["scored"])
+        outcomes = {
+            "scored": counts["scored"],
+            "dead_lettered": sum(snap["dead_letters"].values()),
+            "learned": counts["learned"],
+            "skipped_by_sampler": counts["labelled"] - counts["learned"],
+            "expired_unlabelled": counts["expired_dropped"] + counts["expired_as_negative"],
+        }
+        yield _labelled_counter("events", "Records by what became of them.", "outcome", outcomes.items())
         yield _counter("alerts", "Scored events that raised an alert.", counts["alerts"])
         yield _counter("learn_steps", "Model learning steps (events kept by the sampler).", counts["learned"])
         yield _counter("labels_expired", "Pending events whose label never came.", snap["label_store_expired"])

@@ -13,6 +13,7 @@ restart so the new regime decides. With one candidate this is just that model.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 
@@ -22,6 +23,8 @@ from stream.config import ModelSettings, SelectionSettings
 from stream.model import OnlineModel
 from stream.quality import average_precision, recall_at_budget, roc_auc
 from stream.threshold import best_gmean_threshold
+
+log = logging.getLogger(__name__)
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -64,7 +67,7 @@ class ModelSet:
         self.switches = 0
         self.switch_log: list[tuple[int, str, str]] = []  # (labelled events, from, to), bounded
         self.labelled = 0
-        self.drifted = False  # a candidate confirmed a drift at the last observe()
+        self.drifted = False  # the champion confirmed a drift at the last observe()
         self._share_credit = 0.0
 
     def score(self, x: dict[str, float]) -> tuple[float, np.ndarray]:
@@ -82,9 +85,9 @@ class ModelSet:
         changed = self.drifted = False
         for i, candidate in enumerate(self.candidates):
             if candidate.observe(x, y, float(scores[i])):
-                changed |= i == self.champion
-                self.drifted = True
                 self._reopen()
+                if i == self.champion:  # the served model changed; the sampler should follow it
+                    changed = self.drifted = True
         self._remember(y, scores)
         if y == 1:
             self.positives_since_change += 1
@@ -117,6 +120,10 @@ class ModelSet:
         self.leader = best
         if self.lead < self.selection.patience:  # a lead must hold, not just appear once
             return False
+        log.info(
+            "champion %s -> %s after %d labelled events (%s %.4f vs %.4f)", self.names[self.champion],
+            self.names[best], self.labelled, self.selection.metric, self.quality[best], self.quality[self.champion],
+        )  # fmt: skip
         self.switch_log.append((self.labelled, self.names[self.champion], self.names[best]))
         del self.switch_log[:-1000]
         self.champion, self.switches, self.positives_since_change, self.lead = best, self.switches + 1, 0, 0
