@@ -115,7 +115,7 @@ class SelectionSettings(_Section):
     )
     window: int = Field(20_000, ge=100, description="Labelled events in the ranking window.")
     margin: float = Field(0.02, ge=0, description="How much better a challenger must be to take over.")
-    min_positives: int = Field(30, ge=1, description="Positives seen since the last change before another.")
+    min_positives: int = Field(100, ge=1, description="Positives seen since the last change (or drift) before another.")
     patience: int = Field(
         20, ge=1, description="Consecutive rankings (one per positive) a challenger must lead by the margin."
     )
