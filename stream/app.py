@@ -111,7 +111,7 @@ def replay(
 
 def _replay_source(settings: Settings, options: ReplayOptions) -> Source:
     if options.kafka_topic is not None:
-        from connectors.kafka import KafkaRange
+        from connectors.kafka_range import KafkaRange
 
         return KafkaRange(settings.kafka, options.kafka_topic, options.from_offset, options.from_time, options.to_time)
     from connectors.file import FileSource
