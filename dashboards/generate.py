@@ -78,6 +78,7 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]] = [
     ("Health", [
         ("Records by outcome / s", "ops", [(f"sum by (outcome) (rate(skewstream_events_total{{{SEL}}}[{RATE}]))", "{{outcome}}")]),
         ("Seconds since the loop turned", "s", [(f"time() - skewstream_loop_heartbeat_timestamp_seconds{{{SEL}}}", "{{instance}}")]),
+        ("Damaged checkpoints skipped", "short", [(f"skewstream_checkpoints_corrupt_total{{{SEL}}}", "{{instance}}")]),
         ("Dead letters / s by reason", "ops", [(f"sum by (reason) (rate(skewstream_dead_letters_total{{{SEL}}}[{RATE}]))", "{{reason}}")]),
         ("Label store: pending and expired / s", "short", [
             (f"skewstream_label_store_size{{{SEL}}}", "pending"),

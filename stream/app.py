@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from stream.checkpoint import Checkpointer, CheckpointError
-from stream.config import Settings
+from stream.config import Settings, checkpoint_key
 from stream.events import Decoder
 from stream.loop import CommitPolicy, Pacer, Ports, Runner
 from stream.metrics import ServiceMetrics
@@ -58,7 +58,7 @@ def restore(settings: Settings, resume: bool) -> tuple[Checkpointer | None, dict
         if resume:
             raise CheckpointError("--resume needs checkpoint.dir (SKEWSTREAM_CHECKPOINT__DIR or --checkpoint-dir)")
         return None, None
-    checkpointer = Checkpointer(directory, settings.checkpoint.keep)
+    checkpointer = Checkpointer(directory, settings.checkpoint.keep, checkpoint_key(settings.checkpoint))
     return checkpointer, checkpointer.load_latest() if resume else None
 
 

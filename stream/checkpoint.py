@@ -2,14 +2,20 @@
 
 A checkpoint is written to a temporary file, fsynced, renamed over its final name and the directory
 fsynced: a crash leaves either the old or the new checkpoint, never half of one. Each file starts
-with a header line ``SKEWSTREAM-CKPT <format> <sha256 of the payload>``; a damaged file is reported
-and the previous good one used. The payload is a pickle: load checkpoints only from a directory you
-trust (anyone who can write there can run code in the service).
+with a header line ``SKEWSTREAM-CKPT <format> <sha256 of the payload> <hmac or ->``; a damaged file
+(checksum mismatch, truncation) is reported and the previous good one used.
+
+Trust model: the payload is a pickle, and unpickling can run code. Without a key, a checkpoint is
+only as trustworthy as the directory it sits in. With a key (``checkpoint.signing_key_file`` or the
+variable named by ``checkpoint.signing_key_env``), every checkpoint is signed with HMAC-SHA256 and a
+checkpoint that is unsigned or whose signature does not match is *refused* — the service stops with
+an error instead of unpickling it. Keep the key out of the checkpoint directory.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 import pickle
@@ -18,7 +24,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2 adds the HMAC field; format 1 files are still read (they count as unsigned)
 _MAGIC = b"SKEWSTREAM-CKPT"
 
 
@@ -29,9 +35,10 @@ class CheckpointError(Exception):
 class Checkpointer:
     """Saves ``state`` dicts as numbered files in ``directory``, keeping the newest ``keep``."""
 
-    def __init__(self, directory: Path, keep: int = 3) -> None:
+    def __init__(self, directory: Path, keep: int = 3, key: bytes | None = None) -> None:
         self.dir = Path(directory)
         self.keep = keep
+        self.key = key
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -46,12 +53,13 @@ class Checkpointer:
     def save(self, state: dict[str, Any]) -> Path:
         payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         digest = hashlib.sha256(payload).hexdigest().encode()
+        signature = hmac.new(self.key, payload, hashlib.sha256).hexdigest().encode() if self.key else b"-"
         files = self._files()
         seq = int(files[0].stem.split("-")[1]) + 1 if files else 1
         final = self.dir / f"checkpoint-{seq:012d}.ckpt"
         tmp = final.with_suffix(".tmp")
         with open(tmp, "wb") as out:
-            out.write(b"%s %d %s\n" % (_MAGIC, FORMAT, digest))
+            out.write(b"%s %d %s %s\n" % (_MAGIC, FORMAT, digest, signature))
             out.write(payload)
             out.flush()
             os.fsync(out.fileno())
@@ -67,6 +75,8 @@ class Checkpointer:
         for path in files:
             try:
                 return self._read(path)
+            except CheckpointRefused:
+                raise
             except CheckpointError as exc:
                 self.corrupt_total += 1
                 log.error("%s; trying an older checkpoint", exc)
@@ -78,14 +88,32 @@ class Checkpointer:
         data = path.read_bytes()
         header, _, payload = data.partition(b"\n")
         parts = header.split(b" ")
-        if len(parts) != 3 or parts[0] != _MAGIC:
+        if len(parts) not in (3, 4) or parts[0] != _MAGIC or not parts[1].isdigit():
             raise CheckpointError(f"checkpoint {path.name}: not a skewstream checkpoint")
-        if int(parts[1]) != FORMAT:
-            raise CheckpointError(f"checkpoint {path.name}: format {int(parts[1])}, this build reads {FORMAT}")
+        if int(parts[1]) not in (1, FORMAT):
+            raise CheckpointError(f"checkpoint {path.name}: format {int(parts[1])}, this build reads 1..{FORMAT}")
         if hashlib.sha256(payload).hexdigest().encode() != parts[2]:
             raise CheckpointError(f"checkpoint {path.name}: checksum mismatch (truncated or corrupted)")
+        self._authenticate(path, payload, parts[3] if len(parts) == 4 else b"-")
         state: dict[str, Any] = pickle.loads(payload)
         return state
+
+    def _authenticate(self, path: Path, payload: bytes, signature: bytes) -> None:
+        if self.key is None:
+            return
+        if signature == b"-":
+            raise CheckpointRefused(
+                f"checkpoint {path.name} is unsigned but checkpoint signing is configured: refusing to load it"
+            )
+        expected = hmac.new(self.key, payload, hashlib.sha256).hexdigest().encode()
+        if not hmac.compare_digest(expected, signature):
+            raise CheckpointRefused(
+                f"checkpoint {path.name}: signature does not match the configured key (tampered, or another key): refusing to load it"
+            )
+
+
+class CheckpointRefused(CheckpointError):
+    """A signing key is configured and this checkpoint is unsigned or forged: never unpickled."""
 
 
 def state_digest(obj: Any) -> str:

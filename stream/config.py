@@ -162,6 +162,12 @@ class CheckpointSettings(_Section):
     every_events: int = Field(50_000, ge=1, description="Commit point after this many events.")
     every_seconds: float = Field(30.0, gt=0, description="... or after this many seconds.")
     keep: int = Field(3, ge=1, description="Checkpoints kept on disk (newest first).")
+    signing_key_env: str = Field(
+        "SKEWSTREAM_CHECKPOINT_KEY", description="Environment variable holding the HMAC-SHA256 key, if set."
+    )
+    signing_key_file: Path | None = Field(
+        None, description="File holding the HMAC-SHA256 key (e.g. a mounted secret); beats the variable."
+    )
 
 
 class QualitySettings(_Section):
@@ -267,6 +273,22 @@ class Settings(BaseSettings):
 
 class ConfigError(Exception):
     """A setting is wrong; the message is one line naming the key and the problem."""
+
+
+def checkpoint_key(settings: CheckpointSettings) -> bytes | None:
+    """The checkpoint signing key, from ``signing_key_file`` or the ``signing_key_env`` variable."""
+    import os
+
+    if settings.signing_key_file is not None:
+        try:
+            key = settings.signing_key_file.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(f"checkpoint.signing_key_file: cannot read {settings.signing_key_file}: {exc.strerror}") from None
+    else:
+        key = os.environ.get(settings.signing_key_env, "").encode()
+    if key and len(key) < 16:
+        raise ConfigError("checkpoint.signing_key_*: the key must have at least 16 bytes")
+    return key or None
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:

@@ -170,6 +170,8 @@ class Runner:
     def publish(self) -> None:
         if self.metrics is not None:
             snapshot = self.pipeline.snapshot()
+            if self.checkpointer is not None:
+                snapshot["checkpoints_corrupt"] = self.checkpointer.corrupt_total
             lag = getattr(self.ports.source, "lag", None)
             if lag is not None:
                 snapshot["lag"] = lag()

@@ -51,6 +51,7 @@ METRIC_NAMES = (
     "skewstream_batch_duration_seconds",
     "skewstream_stage_duration_seconds",
     "skewstream_checkpoint_duration_seconds",
+    "skewstream_checkpoints_corrupt_total",
     "skewstream_checkpoint_last_success_timestamp_seconds",
     "skewstream_loop_heartbeat_timestamp_seconds",
     "skewstream_build_info",
@@ -106,6 +107,7 @@ class _SnapshotCollector(Collector):
                 value = snap[window].get(name, math.nan)
                 quality.add_metric([name, window], value)
         yield quality
+        yield _counter("checkpoints_corrupt", "Damaged checkpoints found and skipped.", snap.get("checkpoints_corrupt", 0))
         yield from _selection(snap)
         lag = GaugeMetricFamily(
             f"{PREFIX}_consumer_lag", "Records behind the high watermark.", labels=["topic", "partition"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from stream.app import RunResult, make_decoder, make_metrics, stop_on_signals
 from stream.checkpoint import Checkpointer, CheckpointError
-from stream.config import Settings
+from stream.config import Settings, checkpoint_key
 from stream.loop import CommitPolicy, Ports, Runner
 from stream.pipeline import Pipeline
 from stream.positions import PositionStore
@@ -108,7 +108,8 @@ def serve(
     root = settings.checkpoint.dir
     if root is None:
         raise CheckpointError("serve needs checkpoint.dir (SKEWSTREAM_CHECKPOINT__DIR or [checkpoint] dir)")
-    checkpointer = Checkpointer(root / "state" / settings.kafka.instance_id, settings.checkpoint.keep)
+    key = checkpoint_key(settings.checkpoint)
+    checkpointer = Checkpointer(root / "state" / settings.kafka.instance_id, settings.checkpoint.keep, key)
     state = checkpointer.load_latest()
     store = PositionStore(root / "positions")
     outputs = KafkaOutputs(settings.kafka)

@@ -52,3 +52,51 @@ def test_state_digest_sees_values_not_identity() -> None:
     shared = [1.0]
     assert state_digest({"a": shared, "b": shared}) == state_digest({"a": [1.0], "b": [1.0]})
     assert state_digest({"a": np.zeros(2)}) != state_digest({"a": np.ones(2)})
+
+
+KEY = b"0123456789abcdef-secret"
+
+
+def forge(path: Path, payload: bytes) -> None:
+    """Replace the payload and fix the checksum, as an attacker with write access could."""
+    import hashlib
+
+    header = path.read_bytes().split(b"\n", 1)[0].split(b" ")
+    header[2] = hashlib.sha256(payload).hexdigest().encode()
+    path.write_bytes(b" ".join(header) + b"\n" + payload)
+
+
+def test_signed_checkpoints_load_with_their_key(tmp_path: Path) -> None:
+    Checkpointer(tmp_path, key=KEY).save({"i": 1})
+    assert Checkpointer(tmp_path, key=KEY).load_latest() == {"i": 1}
+    assert Checkpointer(tmp_path).load_latest() == {"i": 1}  # no key configured: checksum only
+
+
+@pytest.mark.parametrize("attack", ["unsigned", "forged", "other_key"])
+def test_with_a_key_unsigned_or_tampered_checkpoints_are_refused(tmp_path: Path, attack: str) -> None:
+    import pickle
+
+    from stream.checkpoint import CheckpointRefused
+
+    Checkpointer(tmp_path, key=KEY).save({"i": 1})
+    if attack == "unsigned":
+        Checkpointer(tmp_path).save({"i": 2})
+    elif attack == "forged":
+        newest = Checkpointer(tmp_path, key=KEY).save({"i": 2})
+        forge(newest, pickle.dumps({"i": "evil"}))
+    else:
+        Checkpointer(tmp_path, key=b"another-key-0123456789").save({"i": 2})
+    with pytest.raises(CheckpointRefused, match="refusing to load"):
+        Checkpointer(tmp_path, key=KEY).load_latest()
+
+
+def test_key_settings_fail_with_the_setting_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream.config import CheckpointSettings, ConfigError, checkpoint_key
+
+    monkeypatch.setenv("SKEWSTREAM_CHECKPOINT_KEY", "short")
+    with pytest.raises(ConfigError, match="at least 16 bytes"):
+        checkpoint_key(CheckpointSettings())
+    with pytest.raises(ConfigError, match="checkpoint.signing_key_file"):
+        checkpoint_key(CheckpointSettings(signing_key_file=tmp_path / "missing"))
+    (tmp_path / "key").write_bytes(KEY + b"\n")
+    assert checkpoint_key(CheckpointSettings(signing_key_file=tmp_path / "key")) == KEY
