@@ -121,16 +121,15 @@ def _moment(text: str) -> datetime:
 def _serve(args: argparse.Namespace) -> int:
     from stream.service import serve
 
-    settings = _settings(args)
-    if args.metrics_port is not None:
-        settings = settings.model_copy(update={"metrics": settings.metrics.model_copy(update={"port": args.metrics_port})})
-    result = serve(settings)
+    result = serve(_settings(args, metrics_port=args.metrics_port))
     print(f"stopped after {result.pipeline.counts['scored']:,} events scored in this state")
     return 0
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace, metrics_port: int | None = None) -> Settings:
     overrides: dict[str, Any] = {}
+    if metrics_port is not None:
+        overrides["metrics"] = {"port": metrics_port}
     if args.checkpoint_dir is not None:
         overrides["checkpoint"] = {"dir": args.checkpoint_dir}
     if args.model is not None:  # this model alone: no contest

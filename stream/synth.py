@@ -85,6 +85,21 @@ def generate(spec: StreamSpec) -> Stream:
     return Stream(x, y, ts, sorted(drifts))
 
 
+def feature_names(dim: int) -> list[str]:
+    return [f"f{j}" for j in range(dim)]
+
+
+def event_record(stream: Stream, i: int, id_prefix: str = "e", labelled: bool = True) -> dict[str, object]:
+    """Event ``i`` as the flat object skewstream reads (full-precision floats; ``labelled=False``: label null)."""
+    record: dict[str, object] = {
+        "id": f"{id_prefix}{i:08d}",
+        "ts": float(stream.ts[i]),
+        "label": int(stream.y[i]) if labelled else None,
+    }
+    record.update(zip(feature_names(stream.x.shape[1]), stream.x[i].tolist()))
+    return record
+
+
 def write_jsonl(spec: StreamSpec, path: Path) -> Stream:
     """Write the stream as JSONL with delayed labels as label-only records; returns the arrays."""
     stream = generate(spec)
@@ -92,7 +107,7 @@ def write_jsonl(spec: StreamSpec, path: Path) -> Stream:
     delayed = rng.random(spec.n) < spec.delayed_share
     due = np.arange(spec.n) + rng.integers(1, spec.max_delay + 1, size=spec.n)
     waiting: dict[int, list[int]] = {}
-    names = [f"f{j}" for j in range(spec.dim)]
+    names = feature_names(spec.dim)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "wb") as out:

@@ -16,15 +16,11 @@ from stream.app import make_decoder
 from stream.events import REASONS
 from stream.loop import CommitPolicy, Ports, Runner
 from stream.pipeline import Pipeline
-from stream.synth import ABRUPT, generate
+from stream.synth import ABRUPT, event_record, generate
 from tests.conftest import small_settings
 
 STREAM = generate(replace(ABRUPT, n=400, positive_rate=0.05, seed=21))
-VALID = [
-    orjson.dumps({"id": f"v{i}", "ts": float(STREAM.ts[i]), "label": int(STREAM.y[i]),
-                  **{f"f{j}": float(v) for j, v in enumerate(STREAM.x[i])}})
-    for i in range(len(STREAM.y))
-]  # fmt: skip
+VALID = [orjson.dumps(event_record(STREAM, i, id_prefix="v")) for i in range(len(STREAM.y))]
 
 
 def _not_json(raw: bytes) -> bool:

@@ -28,11 +28,11 @@ import river.tree
 from stream.app import ReplayOptions, replay
 from stream.config import load_settings
 from stream.quality import average_precision, recall_at_budget, roc_auc
-from stream.synth import ABRUPT, DEMO, Stream, write_jsonl
+from stream.synth import ABRUPT, DEMO, Stream, feature_names, write_jsonl
 
 
 def _rows(stream: Stream) -> Iterator[tuple[dict[str, float], int]]:
-    names = [f"f{j}" for j in range(stream.x.shape[1])]
+    names = feature_names(stream.x.shape[1])
     for row, y in zip(stream.x.tolist(), stream.y.tolist()):
         yield dict(zip(names, row)), int(y)
 

@@ -22,17 +22,15 @@ from kafka.admin import NewTopic
 
 from stream.config import Settings, load_settings
 from stream.loop import Runner
-from stream.synth import ABRUPT, generate
+from stream.synth import ABRUPT, event_record, generate
 
 
 def _produce(bootstrap: list[str], topic: str, n: int, seed: int) -> None:
     stream = generate(replace(ABRUPT, n=n, seed=seed))
-    names = [f"f{j}" for j in range(stream.x.shape[1])]
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024)
     for i in range(n):
-        key = f"e{i:08d}"
-        record = {"id": key, "ts": float(stream.ts[i]), "label": int(stream.y[i]), **dict(zip(names, stream.x[i].tolist()))}
-        producer.send(topic, key=key.encode(), value=orjson.dumps(record))
+        record = event_record(stream, i)
+        producer.send(topic, key=str(record["id"]).encode(), value=orjson.dumps(record))
     producer.flush()
     producer.close()
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import orjson
 
-from stream.synth import ABRUPT, generate
+from stream.synth import ABRUPT, event_record, generate
 
 BAD_RECORDS: list[tuple[bytes, str]] = (
     [(b"{broken json %d" % i, "invalid_json") for i in range(10)]
@@ -24,12 +24,10 @@ def events_and_labels(n: int, seed: int = 3, delayed_share: float = 0.3) -> tupl
     rng = np.random.default_rng(seed)
     delayed = rng.random(n) < delayed_share
     delay = rng.uniform(1.0, 60.0, size=n)  # seconds of event time until the label is known
-    names = [f"f{j}" for j in range(stream.x.shape[1])]
     events, labels = [], []
     for i in range(n):
-        key = f"e{i:08d}".encode()
-        record = {"id": key.decode(), "ts": float(stream.ts[i]), "label": None if delayed[i] else int(stream.y[i])}
-        record.update(zip(names, stream.x[i].tolist()))
+        record = event_record(stream, i, labelled=not delayed[i])
+        key = str(record["id"]).encode()
         events.append((key, orjson.dumps(record)))
         if delayed[i]:
             label = {"id": key.decode(), "ts": float(stream.ts[i] + delay[i]), "label": int(stream.y[i])}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from stream.checkpoint import Checkpointer, state_digest
-from stream.synth import ABRUPT, generate
+from stream.synth import ABRUPT, event_record, generate
 from tests.integration.conftest import Service, Topics, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -23,12 +23,7 @@ def events(n: int) -> list[tuple[bytes, bytes]]:
     import orjson
 
     stream = generate(replace(ABRUPT, n=n, seed=17))
-    names = [f"f{j}" for j in range(stream.x.shape[1])]
-    return [
-        (f"e{i:08d}".encode(), orjson.dumps({"id": f"e{i:08d}", "ts": float(stream.ts[i]), "label": int(stream.y[i]),
-                                              **dict(zip(names, stream.x[i].tolist()))}))
-        for i in range(n)
-    ]  # fmt: skip
+    return [(f"e{i:08d}".encode(), orjson.dumps(event_record(stream, i))) for i in range(n)]
 
 
 def final_state(workdir: Path) -> tuple[str, dict[str, dict[int, int]]]:
