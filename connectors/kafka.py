@@ -3,21 +3,27 @@
 One consumer in the group reads the events topic and the labels topic (co-partitioned by event id:
 the range assignor gives one process the same partitions of both). Auto-commit is off: the loop
 commits after each checkpoint, and only for lag monitoring — on assignment the consumer seeks to
-the checkpoint positions it is handed. Producers send with ``acks=all`` and retries; a message that
-still fails makes the next flush raise :class:`SinkError`, so the loop stops without committing.
+the checkpoint positions it is handed. Producers send with ``acks=all`` and retries; every message
+is held until acknowledged. At a commit point, an unreachable broker is an *outage*: logged, counted
+and waited out (held messages re-sent once it is back); a reachable broker that refuses messages gets
+``kafka.delivery_attempts`` rounds with backoff, then :class:`SinkError` stops the loop without
+committing.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.range import RangePartitionAssignor
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
 from stream.config import KafkaSettings
@@ -31,6 +37,50 @@ Partitions = list[tuple[str, int]]
 
 class SinkError(DeliveryError):
     """Produced messages could not be delivered; nothing after the last checkpoint is committed."""
+
+
+# Committing group offsets only feeds lag monitoring (positions live in the checkpoint): never
+# let it hold the loop for long.
+COMMIT_TIMEOUT_MS = 5_000
+
+
+def reachable(bootstrap_servers: str, timeout: float = 1.0) -> bool:
+    """Whether any bootstrap server accepts a TCP connection: tells an outage from a refusal."""
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+class Outage:
+    """The broker being unreachable: logged when it starts and ends, counted, shown in health."""
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.since: float | None = None
+        self.count = 0
+        self.on_change: Callable[[bool], None] | None = None  # metrics: True while unreachable
+
+    def down(self, detail: str) -> None:
+        if self.since is not None:
+            return
+        self.since = time.monotonic()
+        self.count += 1
+        log.warning("kafka: broker unreachable at %s (%s); waiting, nothing committed meanwhile", self.bootstrap_servers, detail)
+        if self.on_change is not None:
+            self.on_change(True)
+
+    def up(self) -> None:
+        if self.since is None:
+            return
+        log.warning("kafka: broker back after %.1fs; catching up", time.monotonic() - self.since)
+        self.since = None
+        if self.on_change is not None:
+            self.on_change(False)
 
 
 def _connect(what: str, k: KafkaSettings, make: Callable[[], Any]) -> Any:
@@ -149,8 +199,12 @@ class KafkaEvents:
             for p, o in offsets.items()
             if p in owned
         }
-        if commit:
-            self.consumer.commit(commit)
+        if not commit:
+            return
+        try:
+            self.consumer.commit(commit, timeout_ms=COMMIT_TIMEOUT_MS)
+        except KafkaError as exc:  # lag only: the next commit point tries again
+            log.warning("kafka: group offsets not committed (lag shows stale until the next commit): %r", exc)
 
     def assignment(self) -> Partitions:
         return sorted((tp.topic, tp.partition) for tp in self.consumer.assignment())
@@ -210,34 +264,102 @@ class KafkaLabels:
         pass
 
 
+@dataclass
+class _Held:
+    """A produced message kept until the broker acknowledges it (``future`` None: not yet sent)."""
+
+    topic: str
+    value: bytes
+    key: bytes | None
+    headers: list[tuple[str, bytes]]
+    future: Any | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.future is None or bool(self.future.failed())
+
+    @property
+    def settled(self) -> bool:
+        return self.future is not None and bool(self.future.is_done)
+
+
 class KafkaOutputs:
-    """One producer for the scores and dead-letter topics; failures surface at ``flush``."""
+    """One producer for the scores and dead-letter topics; delivery is settled at ``flush``.
+
+    Messages since the last flush are held (bounded by the commit interval) so that what expired
+    in the producer during an outage is sent again, not lost.
+    """
 
     def __init__(self, k: KafkaSettings, producer: Any | None = None) -> None:
         self.k = k
         self.producer = producer or _connect(
             "producer", k, lambda: KafkaProducer(**client_config(k), acks="all", linger_ms=5, **k.producer)
         )
-        self.failures: list[BaseException] = []
+        self.held: list[_Held] = []
         self.sent = 0
+        self.outage = Outage(k.bootstrap_servers)
+        self.keep_waiting: Callable[[], bool] = lambda: True  # serve: heartbeat, and False once stopping
+        self.reachable: Callable[[], bool] = lambda: reachable(k.bootstrap_servers)
         self.scores = _Scores(self)
         self.dead_letters = _DeadLetters(self)
 
     def send(self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]) -> None:
-        try:
-            future = self.producer.send(topic, value=value, key=key, headers=headers)
-        except KafkaError as exc:
-            raise SinkError(f"kafka: cannot send to topic '{topic}': {exc}") from None
-        future.add_errback(self.failures.append)
+        message = _Held(topic, value, key, headers)
+        self.held.append(message)
+        self._send(message)
         self.sent += 1
 
-    def flush(self) -> None:
+    def _send(self, message: _Held) -> None:
         try:
-            self.producer.flush(timeout=self.k.flush_timeout_seconds)
+            message.future = self.producer.send(message.topic, value=message.value, key=message.key, headers=message.headers)
+        except KafkaTimeoutError as exc:  # no metadata / buffer full for max_block_ms
+            if self.reachable():
+                raise SinkError(f"kafka: cannot send to topic '{message.topic}': {exc}") from None
+            message.future = None  # sent again at the flush, once the broker is back
+            self.outage.down("a send timed out")
         except KafkaError as exc:
-            raise SinkError(f"kafka: produced messages not acknowledged within kafka.flush_timeout_seconds: {exc}") from None
-        if self.failures:
-            raise SinkError(f"kafka: {len(self.failures)} messages could not be delivered, first: {self.failures[0]!r}")
+            raise SinkError(f"kafka: cannot send to topic '{message.topic}': {exc}") from None
+
+    def flush(self) -> None:
+        """Return once every held message is acknowledged; wait out an outage; else SinkError."""
+        if not self.held:
+            self._watch()  # even with nothing to deliver, an outage is seen and reported
+            return
+        attempts, backoff = 0, 0.5
+        deadline = time.monotonic() + self.k.flush_timeout_seconds
+        while True:
+            try:
+                self.producer.flush(timeout=1.0)
+            except KafkaTimeoutError:
+                pass
+            failed = [m for m in self.held if m.failed]
+            if not failed and all(m.settled for m in self.held):
+                self.held.clear()
+                self.outage.up()
+                return
+            if not self.keep_waiting():
+                raise SinkError("kafka: stopped with messages unacknowledged; nothing committed since the last checkpoint")
+            if not self._watch():
+                deadline = time.monotonic() + self.k.flush_timeout_seconds  # an outage is waited out
+            elif failed:
+                attempts += 1
+                if attempts >= self.k.delivery_attempts:
+                    raise SinkError(f"kafka: {len(failed)} messages refused {attempts} times (kafka.delivery_attempts), first: {_why(failed[0])}")
+            elif time.monotonic() > deadline:
+                raise SinkError("kafka: produced messages not acknowledged within kafka.flush_timeout_seconds")
+            if failed:
+                time.sleep(backoff)
+                backoff = min(2 * backoff, 5.0)
+                for message in failed:
+                    self._send(message)
+
+    def _watch(self) -> bool:
+        """Whether the broker is reachable; reports an outage starting or ending."""
+        if self.reachable():
+            self.outage.up()
+            return True
+        self.outage.down(f"{len(self.held)} messages held")
+        return False
 
     def close(self) -> None:
         """Bounded; never raises (it runs while another error may be on its way out)."""
@@ -250,6 +372,10 @@ class KafkaOutputs:
             sender = getattr(self.producer, "_sender", None)
             if sender is not None and sender.is_alive():
                 sender.force_close()
+
+
+def _why(message: _Held) -> str:
+    return repr(message.future.exception) if message.future is not None else "not sent"
 
 
 class _Topic:

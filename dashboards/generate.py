@@ -44,6 +44,10 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]] = [
         ("Consumer lag by partition", "short", [(f"skewstream_consumer_lag{{{SEL}}}", "{{topic}}/{{partition}}")]),
         ("Seconds since the last checkpoint (commit)", "s", [(f"time() - skewstream_checkpoint_last_success_timestamp_seconds{{{SEL}}}", "{{instance}}")]),
         ("Checkpoint duration p99", "s", [(f"histogram_quantile(0.99, sum by (le) (rate(skewstream_checkpoint_duration_seconds_bucket{{{SEL}}}[{RATE}])))", "p99")]),
+        ("Broker unreachable (outages waited out)", "short", [
+            (f"skewstream_broker_unreachable{{{SEL}}}", "unreachable {{instance}}"),
+            (f"increase(skewstream_broker_outages_total{{{SEL}}}[1h])", "outages in 1h {{instance}}"),
+        ]),
     ]),
     ("Class balance and sampler", [
         ("Labels / s by class", "ops", [(f"sum by (class) (rate(skewstream_labels_total{{{SEL}}}[{RATE}]))", "class {{class}}")]),

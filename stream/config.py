@@ -194,7 +194,10 @@ class KafkaSettings(_Section):
     dead_letters_topic: str = Field("dead-letters", description="Topic bad records go to.")
     poll_timeout_ms: int = Field(200, ge=1, description="Longest wait of one poll for records.")
     flush_timeout_seconds: float = Field(
-        60.0, gt=0, description="Longest wait for produced messages at a commit point before failing."
+        60.0, gt=0, description="Longest wait for acknowledgements from a reachable broker (an outage is waited out)."
+    )
+    delivery_attempts: int = Field(
+        3, ge=1, description="Rounds of sending a refused message (with backoff) before the service stops."
     )
     close_timeout_seconds: float = Field(10.0, gt=0, description="Bound on closing the clients.")
     max_held_labels: int = Field(

@@ -15,7 +15,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, Info, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -54,6 +54,8 @@ METRIC_NAMES = (
     "skewstream_checkpoints_corrupt_total",
     "skewstream_checkpoint_last_success_timestamp_seconds",
     "skewstream_loop_heartbeat_timestamp_seconds",
+    "skewstream_broker_unreachable",
+    "skewstream_broker_outages_total",
     "skewstream_build_info",
 )
 QUALITY_METRICS = ("pr_auc", "roc_auc", "recall", "precision", "gmean", "kappa", "recall_at_budget")
@@ -179,6 +181,13 @@ class ServiceMetrics:
             f"{PREFIX}_checkpoint_last_success_timestamp_seconds", "Last successful checkpoint.",
             registry=registry,
         )
+        self.broker_unreachable = Gauge(
+            f"{PREFIX}_broker_unreachable", "1 while the Kafka brokers cannot be reached (an outage).",
+            registry=registry,
+        )
+        self.broker_outages = Counter(
+            f"{PREFIX}_broker_outages", "Kafka outages seen (the service waits them out).", registry=registry
+        )
         Info(f"{PREFIX}_build", "Build information.", registry=registry).info({"version": version})
 
     def publish(self, snapshot: dict[str, Any], latency: dict[str, list[float]] | None = None) -> None:
@@ -188,6 +197,11 @@ class ServiceMetrics:
             for seconds in samples:
                 histogram.observe(seconds)
             samples.clear()
+
+    def broker_reachability(self, unreachable: bool) -> None:
+        self.broker_unreachable.set(1 if unreachable else 0)
+        if unreachable:
+            self.broker_outages.inc()
 
     def serve(self, host: str, port: int) -> None:
         """``/metrics``, ``/healthz`` (the loop turns) and ``/readyz`` (ready to take traffic)."""

@@ -16,13 +16,17 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stream.app import RunResult, make_decoder, make_metrics, stop_on_signals
 from stream.checkpoint import Checkpointer, CheckpointError
 from stream.config import Settings, checkpoint_key
-from stream.loop import CommitPolicy, Ports, Runner
+from stream.loop import CommitPolicy, Ports, Runner, StopSignal
 from stream.pipeline import Pipeline
 from stream.positions import PositionStore
+
+if TYPE_CHECKING:
+    from connectors.kafka import Outage
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +38,12 @@ LEARN_LOG_ENV = "SKEWSTREAM_TEST_LEARN_LOG"
 class KafkaWiring:
     """Rebalance callbacks, shared positions and health checks around one :class:`Runner`."""
 
-    def __init__(self, runner: Runner, events: object, store: PositionStore, settings: Settings) -> None:
+    def __init__(
+        self, runner: Runner, events: object, outage: Outage, store: PositionStore, settings: Settings
+    ) -> None:
         self.runner = runner
         self.events = events
+        self.outage = outage
         self.store = store
         self.k = settings.kafka
         self.health = settings.health
@@ -72,6 +79,13 @@ class KafkaWiring:
         if self.k.labels_topic:
             self.store.save(self.k.labels_topic, runner.positions["labels"])
 
+    def waiting_on_broker(self, stopping: StopSignal) -> bool:
+        """Called while a commit point waits for the broker: alive (not hung), unless stopping."""
+        self.runner.last_turn = time.time()
+        if self.runner.metrics is not None:
+            self.runner.metrics.heartbeat.set_to_current_time()
+        return not stopping.is_set()
+
     def live(self) -> tuple[bool, str]:
         age = time.time() - (self.runner.last_turn or self.started)
         ok = age < self.health.heartbeat_max_age_seconds
@@ -80,6 +94,9 @@ class KafkaWiring:
     def ready(self) -> tuple[bool, str]:
         assigned = self.events.assignment()  # type: ignore[attr-defined]
         age = time.time() - (self.runner.last_commit or self.started)
+        outage = self.outage.since
+        if outage is not None:
+            return False, f"broker unreachable for {time.monotonic() - outage:.0f}s"
         if not assigned:
             return False, "no partitions assigned"
         if age > self.health.checkpoint_max_age_seconds:
@@ -120,7 +137,7 @@ def serve(
         CommitPolicy(settings.checkpoint.every_events, settings.checkpoint.every_seconds),
         make_metrics(settings, None), None, state["positions"] if state else None,
     )  # fmt: skip
-    wiring = KafkaWiring(runner, events, store, settings)
+    wiring = KafkaWiring(runner, events, outputs.outage, store, settings)
     events.on_assigned, events.on_revoked = wiring.on_assigned, wiring.on_revoked
     runner.after_checkpoint.append(wiring.save_positions)
     runner.on_batch = on_batch
@@ -128,9 +145,11 @@ def serve(
         _learn_log(runner, Path(os.environ[LEARN_LOG_ENV]))
     if runner.metrics is not None:
         runner.metrics.live, runner.metrics.ready = wiring.live, wiring.ready
+        outputs.outage.on_change = runner.metrics.broker_reachability
     started = time.perf_counter()
     try:
         with stop_on_signals(stop) as stopping:
+            outputs.keep_waiting = lambda: wiring.waiting_on_broker(stopping)
             runner.run(stopping)
     finally:
         wiring.closing = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from connectors.kafka import Outage
 from connectors.memory import MemoryDeadLetters, MemorySink, MemorySource
 from stream.app import make_decoder
 from stream.config import load_settings
@@ -32,7 +33,7 @@ def wiring(tmp_path: Path) -> tuple[KafkaWiring, Runner, FakeEvents, MemorySink]
     settings = small_settings(kafka={"events_topic": "events", "labels_topic": "labels"})
     events, sink = FakeEvents(), MemorySink()
     runner = Runner(Pipeline(settings), make_decoder(settings), Ports(events, sink, MemoryDeadLetters()), None, CommitPolicy(10, 1.0))
-    return KafkaWiring(runner, events, PositionStore(tmp_path), settings), runner, events, sink
+    return KafkaWiring(runner, events, Outage("127.0.0.1:9"), PositionStore(tmp_path), settings), runner, events, sink
 
 
 def test_assignment_seeks_to_the_furthest_known_position(tmp_path: Path) -> None:
@@ -64,6 +65,9 @@ def test_readiness_needs_partitions_and_a_fresh_checkpoint(tmp_path: Path) -> No
     assert wire.ready() == (False, wire.ready()[1]) and "checkpoint" in wire.ready()[1]
     runner.last_turn = 1.0
     assert wire.live()[0] is False
+    runner.last_commit = 0.0
+    wire.outage.down("test")
+    assert wire.ready()[0] is False and "unreachable" in wire.ready()[1]
 
 
 def test_secrets_are_never_shown() -> None:

@@ -4,6 +4,7 @@ Used by the integration tests and for local runs; standard library only:
 
     python deploy/kafka/broker.py start --dir /tmp/kafka   # prints the bootstrap address, runs in background
     python deploy/kafka/broker.py stop --dir /tmp/kafka
+    python deploy/kafka/broker.py restart --dir /tmp/kafka # back on the same port, with its data
 
 The jars come from Maven Central through ``mvn`` (``pom.xml`` beside this file) into a cache outside
 the repository (``$SKEWSTREAM_CACHE`` or ``~/.cache/skewstream``), once. The broker's data, logs and
@@ -133,7 +134,8 @@ def _log4j(directory: Path) -> Path:
 def start(directory: Path, port: int = 0, timeout: float = 120.0) -> Broker:
     """Format fresh storage, start the broker in the background, wait until it serves requests.
 
-    The broker's data starts empty at every start (a test broker, not a place to keep data)."""
+    The broker's data starts empty at every start (a test broker, not a place to keep data); use
+    :func:`restart` to bring a stopped broker back with its data, port and cluster id."""
     lib = ensure_jars()
     directory = Path(directory).resolve()
     stop(directory)
@@ -143,15 +145,37 @@ def start(directory: Path, port: int = 0, timeout: float = 120.0) -> Broker:
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     props = _properties(directory, port, free_port())
-    classpath = f"{lib}/*"
+    java = _java(lib, directory)
     cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    java = ["java", f"-Dlog4j2.configurationFile={_log4j(directory)}", "-cp", classpath]
     formatted = subprocess.run(
         [*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(props)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     if formatted.returncode != 0:
         raise BrokerError(f"formatting the storage failed: {formatted.stdout[-1500:]}{formatted.stderr[-1500:]}")
+    return _launch(java, directory, port, props, timeout)
+
+
+def restart(directory: Path, timeout: float = 120.0) -> Broker:
+    """Start a stopped broker again on its old port with its data (an outage ends)."""
+    directory = Path(directory).resolve()
+    props = directory / "server.properties"
+    if not props.exists() or not (directory / "data").exists():
+        raise BrokerError(f"no stopped broker in {directory} (start one first)")
+    stop(directory)
+    port = int((directory / "broker.port").read_text())
+    return _launch(_java(ensure_jars(), directory), directory, port, props, timeout, restarted=True)
+
+
+def _java(lib: Path, directory: Path) -> list[str]:
+    return ["java", f"-Dlog4j2.configurationFile={_log4j(directory)}", "-cp", f"{lib}/*"]
+
+
+def _launch(
+    java: list[str], directory: Path, port: int, props: Path, timeout: float, restarted: bool = False
+) -> Broker:
+    log = directory / "broker.log"
+    seen = log.read_text(errors="replace").count(READY) if restarted and log.exists() else 0
     with open(directory / "broker.out", "ab") as out:
         proc = subprocess.Popen(
             [*java[:1], "-Xmx512m", "-Xms128m", *java[1:], "kafka.Kafka", str(props)],
@@ -160,17 +184,21 @@ def start(directory: Path, port: int = 0, timeout: float = 120.0) -> Broker:
     (directory / "broker.pid").write_text(str(proc.pid))
     (directory / "broker.port").write_text(str(port))
     broker = Broker(port, proc.pid, directory, proc)
-    _wait_ready(broker, proc, timeout)
+    _wait_ready(broker, proc, timeout, seen)
     return broker
 
 
-def _wait_ready(broker: Broker, proc: subprocess.Popen[bytes], timeout: float) -> None:
+READY = "Kafka Server started"
+
+
+def _wait_ready(broker: Broker, proc: subprocess.Popen[bytes], timeout: float, seen: int = 0) -> None:
+    """Until the log says started once more than the ``seen`` times before this launch."""
     deadline = time.monotonic() + timeout
     log = broker.directory / "broker.log"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise BrokerError(f"Kafka exited with {proc.returncode}; see {broker.directory / 'broker.out'}")
-        if log.exists() and "Kafka Server started" in log.read_text(errors="replace"):
+        if log.exists() and log.read_text(errors="replace").count(READY) > seen:
             return
         time.sleep(0.2)
     broker.stop()
@@ -212,15 +240,15 @@ def _alive(pid: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("start", "stop", "jars"))
+    parser.add_argument("action", choices=("start", "restart", "stop", "jars"))
     parser.add_argument("--dir", type=Path, default=Path("/tmp/skewstream-kafka"))
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
     try:
         if args.action == "jars":
             print(ensure_jars())
-        elif args.action == "start":
-            broker = start(args.dir, args.port)
+        elif args.action in ("start", "restart"):
+            broker = start(args.dir, args.port) if args.action == "start" else restart(args.dir)
             print(f"Kafka {VERSION} on {broker.bootstrap} (pid {broker.pid}, data in {broker.directory})")
         else:
             stop(args.dir)
