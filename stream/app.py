@@ -48,7 +48,7 @@ class RunResult:
 
 def make_decoder(settings: Settings) -> Decoder:
     s = settings.input
-    return Decoder(s.id_field, s.ts_field, s.label_field, s.max_record_bytes)
+    return Decoder(s.id_field, s.ts_field, s.label_field, s.max_record_bytes, s.max_abs_value)
 
 
 def restore(settings: Settings, resume: bool) -> tuple[Checkpointer | None, dict[str, Any] | None]:

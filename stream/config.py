@@ -36,6 +36,9 @@ class InputSettings(_Section):
         None, description="Fixed feature order; None freezes it from the first valid event."
     )
     max_record_bytes: int = Field(65_536, gt=0, description="Longer records go to dead letters.")
+    max_abs_value: float = Field(
+        1e15, gt=0, description="Feature values of larger magnitude go to dead letters (they would overflow statistics)."
+    )
     dedupe_window: int = Field(
         200_000, gt=0, description="How many recent event ids are remembered to reject duplicates."
     )

@@ -87,6 +87,7 @@ REASONS = (
     "bad_label",
     "bad_feature",
     "non_finite_feature",
+    "out_of_range_feature",
     "no_features",
     "unknown_label_id",
 )
@@ -100,11 +101,14 @@ _LABELS: dict[Any, int | None] = {
 class Decoder:
     """Turns records into :class:`Event` / :class:`Label`; stateless apart from its settings."""
 
-    def __init__(self, id_field: str, ts_field: str, label_field: str, max_bytes: int) -> None:
+    def __init__(
+        self, id_field: str, ts_field: str, label_field: str, max_bytes: int, max_abs_value: float = 1e15
+    ) -> None:
         self.id_field = id_field
         self.ts_field = ts_field
         self.label_field = label_field
         self.max_bytes = max_bytes
+        self.max_abs_value = max_abs_value
 
     def decode(self, record: Record) -> Event | Label:
         if record.header is not None:
@@ -149,6 +153,8 @@ class Decoder:
                 non_numeric.append(key)
             elif not math.isfinite(number):
                 raise BadRecord("non_finite_feature", f"feature '{key}' is {value!r}")
+            elif abs(number) > self.max_abs_value:  # its square would overflow the running variance
+                raise BadRecord("out_of_range_feature", f"feature '{key}' is {value!r}, beyond input.max_abs_value")
             else:
                 x[key] = number
         if not x and not non_numeric:

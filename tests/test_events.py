@@ -41,6 +41,8 @@ def test_label_only_record_is_a_delayed_label(decoder: Decoder) -> None:
         (b'{"id": "x"}', "no_features"),
         (b'{"id": "x", "a": 1, "pad": "' + b"y" * 300 + b'"}', "too_large"),
         (b'{"id": "x", "a": "\xff"}', "invalid_encoding"),
+        (b'{"id": "x", "a": 1e300}', "out_of_range_feature"),
+        (b'{"id": "x", "a": -2e15}', "out_of_range_feature"),
     ],
 )
 def test_bad_records_have_a_reason(decoder: Decoder, raw: bytes, expected: str) -> None:
