@@ -337,9 +337,10 @@ class KafkaOutputs:
                 self.held.clear()
                 self.outage.up()
                 return
-            if not self.keep_waiting():
-                raise SinkError("kafka: stopped with messages unacknowledged; nothing committed since the last checkpoint")
+            stopping = not self.keep_waiting()
             if not self._watch():
+                if stopping:  # an outage could last forever: a stop ends the wait (a slow broker gets its flush)
+                    raise SinkError("kafka: stopped during a broker outage; nothing committed since the last checkpoint")
                 deadline = time.monotonic() + self.k.flush_timeout_seconds  # an outage is waited out
             elif failed:
                 attempts += 1

@@ -84,6 +84,19 @@ class Broker:
         if self.proc is not None:
             self.proc.wait(timeout=timeout)
 
+    def throttle(self, client_id: str, producer_byte_rate: int | None) -> None:
+        """Set (or with None remove) a produce quota for one client id: a slow broker, for tests."""
+        change = (
+            ["--add-config", f"producer_byte_rate={producer_byte_rate}"]
+            if producer_byte_rate is not None
+            else ["--delete-config", "producer_byte_rate"]
+        )
+        command = [*_java(ensure_jars(), self.directory), "kafka.admin.ConfigCommand", "--bootstrap-server", self.bootstrap,
+                   "--alter", "--entity-type", "clients", "--entity-name", client_id, *change]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise BrokerError(f"setting a quota failed: {done.stdout[-1500:]}{done.stderr[-1500:]}")
+
 
 def _properties(directory: Path, port: int, controller_port: int) -> Path:
     props = directory / "server.properties"

@@ -35,8 +35,8 @@ def _broker_module() -> Any:
 
 
 @pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Bootstrap address of a fresh single-node Kafka."""
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A fresh single-node Kafka (``deploy/kafka/broker.py``'s Broker)."""
     required = os.environ.get("SKEWSTREAM_REQUIRE_KAFKA") == "1"
     if not (shutil.which("java") and shutil.which("mvn")):
         if required:
@@ -49,8 +49,14 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if required:
             pytest.fail(f"Kafka broker did not start: {exc}")
         pytest.skip(f"Kafka broker did not start: {exc}")
-    yield broker.bootstrap
+    yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka(kafka_broker: Any) -> str:
+    """Bootstrap address of the session's broker."""
+    return str(kafka_broker.bootstrap)
 
 
 def free_port() -> int:
