@@ -28,7 +28,7 @@ from kafka.structs import OffsetAndMetadata
 
 from stream.config import KafkaSettings
 from stream.events import Record, Scored, encode_scored
-from stream.protocols import DeliveryError, Offsets
+from stream.protocols import ConnectError, DeliveryError, Offsets
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,16 @@ class Outage:
 
 
 def _connect(what: str, k: KafkaSettings, make: Callable[[], Any]) -> Any:
+    # Our own quick check first: kafka-python would retry its bootstrap for 30 s before failing.
+    if not reachable(k.bootstrap_servers, timeout=3.0):
+        raise ConnectError(
+            f"kafka.bootstrap_servers: no broker accepts connections at {k.bootstrap_servers}; "
+            "check the address and that Kafka is running"
+        )
     try:
         return make()
     except KafkaError as exc:
-        raise DeliveryError(f"kafka.bootstrap_servers: {what} cannot reach {k.bootstrap_servers}: {exc!r}") from None
+        raise ConnectError(f"kafka.bootstrap_servers: {what} cannot connect to {k.bootstrap_servers}: {exc!r}") from None
 
 
 def client_config(k: KafkaSettings) -> dict[str, Any]:
@@ -161,12 +167,15 @@ class KafkaEvents:
             existing = self.consumer.topics()
         except KafkaError as exc:
             self.consumer.close()
-            raise DeliveryError(f"kafka.bootstrap_servers: cannot list topics on {self.k.bootstrap_servers}: {exc!r}") from None
+            raise ConnectError(f"kafka.bootstrap_servers: cannot list topics on {self.k.bootstrap_servers}: {exc!r}") from None
         for key in ("events_topic", "labels_topic", "scores_topic", "dead_letters_topic"):
             topic = getattr(self.k, key)
             if topic and topic not in existing:
                 self.consumer.close()
-                raise DeliveryError(f"kafka.{key}: topic '{topic}' does not exist on {self.k.bootstrap_servers}")
+                raise ConnectError(
+                    f"kafka.{key}: topic '{topic}' does not exist on {self.k.bootstrap_servers}; "
+                    "create it (topics are not auto-created) or fix the name"
+                )
 
     @property
     def exhausted(self) -> bool:

@@ -10,7 +10,7 @@ from kafka import KafkaConsumer, TopicPartition
 from connectors.kafka import _connect, _record, client_config
 from stream.config import KafkaSettings
 from stream.events import Record
-from stream.protocols import DeliveryError, Offsets
+from stream.protocols import ConnectError, Offsets
 
 
 class KafkaRange:
@@ -34,7 +34,7 @@ class KafkaRange:
         partitions = self.consumer.partitions_for_topic(topic)
         if not partitions:
             self.consumer.close()
-            raise DeliveryError(f"--kafka-topic: topic '{topic}' does not exist on {k.bootstrap_servers}")
+            raise ConnectError(f"--kafka-topic: topic '{topic}' does not exist on {k.bootstrap_servers}; check the name")
         self.tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         self.consumer.assign(self.tps)
         self.end = self._bound(to_time, self.consumer.end_offsets(self.tps))

@@ -76,18 +76,23 @@ def replay(
     outputs = state["outputs"] if state else {}
     resumed = state is not None
     pipeline = state["pipeline"] if state else Pipeline(settings)
-    source = _replay_source(settings, options)
-    labels = FileSource(options.labels, settings.input.max_record_bytes) if options.labels else None
-    sink = FileSink(options.out, outputs.get("scores") if resumed else None) if options.out else NullSink()
-    dead = FileDeadLetters(
-        options.dead_letters or _beside(options.out or options.input or Path("replay"), "dead-letters.jsonl"),
-        outputs.get("dead_letters") if resumed else None,
-    )
+    metrics = make_metrics(settings, options.metrics_port)  # first: a busy port must not leave files open
+    try:
+        source = _replay_source(settings, options)
+        labels = FileSource(options.labels, settings.input.max_record_bytes) if options.labels else None
+        sink = FileSink(options.out, outputs.get("scores") if resumed else None) if options.out else NullSink()
+        dead = FileDeadLetters(
+            options.dead_letters or _beside(options.out or options.input or Path("replay"), "dead-letters.jsonl"),
+            outputs.get("dead_letters") if resumed else None,
+        )
+    except BaseException:
+        if metrics is not None:
+            metrics.close()
+        raise
     if state:
         source.seek(state["positions"]["events"])
         if labels is not None:
             labels.seek(state["positions"]["labels"])
-    metrics = make_metrics(settings, options.metrics_port)
     runner = Runner(
         pipeline, make_decoder(settings), Ports(source, sink, dead, labels), checkpointer,
         CommitPolicy(settings.checkpoint.every_events, settings.checkpoint.every_seconds),
@@ -134,7 +139,7 @@ def make_metrics(settings: Settings, port: int | None) -> ServiceMetrics | None:
     try:
         metrics.serve(settings.metrics.host, port)
     except OSError as exc:
-        raise OSError(f"metrics.port: cannot listen on {settings.metrics.host}:{port}: {exc.strerror}") from None
+        raise OSError(f"metrics.port: cannot listen on {settings.metrics.host}:{port}: {exc.strerror}; choose a free port") from None
     return metrics
 
 

@@ -42,9 +42,9 @@ class Checkpointer:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise CheckpointError(f"checkpoint.dir: cannot create {self.dir}: {exc.strerror}") from None
+            raise CheckpointError(f"checkpoint.dir: cannot create {self.dir}: {exc.strerror}; point it at a writable directory") from None
         if not os.access(self.dir, os.W_OK):
-            raise CheckpointError(f"checkpoint.dir: {self.dir} is not writable")
+            raise CheckpointError(f"checkpoint.dir: {self.dir} is not writable; point it at a writable directory")
         self.corrupt_total = 0
 
     def _files(self) -> list[Path]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from stream.checkpoint import CheckpointError
 from stream.config import ConfigError, Settings, load_settings
-from stream.protocols import DeliveryError
+from stream.protocols import ConnectError, DeliveryError
 
 DEMO_PATH = Path("data/demo.jsonl")
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             print(example_toml(), end="")
             return 0
         return _bench(args)
-    except (ConfigError, CheckpointError, FileNotFoundError, OSError, ValueError) as exc:
+    except (ConfigError, ConnectError, CheckpointError, FileNotFoundError, OSError, ValueError) as exc:
         print(f"skewstream: error: {exc}", file=sys.stderr)
         return 2
     except DeliveryError as exc:

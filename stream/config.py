@@ -319,7 +319,11 @@ def _one_line(exc: ValidationError) -> str:
     first = exc.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "settings"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"setting '{key}': {first['msg']}{more}"
+    if first["type"] == "extra_forbidden":
+        fix = "no such setting: `skewstream config-example` lists every key"
+    else:
+        fix = f"fix it in the config file or SKEWSTREAM_{key.upper().replace('.', '__')}"
+    return f"setting '{key}': {first['msg']}{more}; {fix}"
 
 
 def example_toml() -> str:

@@ -13,6 +13,10 @@ class DeliveryError(RuntimeError):
     """
 
 
+class ConnectError(RuntimeError):
+    """A source or sink cannot start (no broker at the address, a topic missing): nothing ran yet."""
+
+
 # Per source partition, the next offset to read (a byte offset for files, a Kafka offset).
 Offsets = dict[int, int]
 

@@ -127,6 +127,8 @@ class Service:
     every_events: int = 2000
     port: int = field(default_factory=free_port)
     producer: str = ""  # extra kafka-python producer settings, TOML inline-table body
+    model: str = "hoeffding"
+    anomaly: str = "codebook"
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -154,13 +156,13 @@ every_events = {self.every_events}
 every_seconds = 5.0
 
 [model]
-kind = "hoeffding"
+kind = "{self.model}"
 
 [selection]
 enabled = false
 
 [anomaly]
-kind = "codebook"
+kind = "{self.anomaly}"
 
 [metrics]
 port = {self.port}

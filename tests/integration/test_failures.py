@@ -56,3 +56,11 @@ def test_deleted_scores_topic_stops_without_commit_and_restart_recovers(kafka: s
     finally:
         if again.proc and again.proc.poll() is None:
             again.proc.kill()
+
+
+def test_a_missing_topic_fails_fast_with_one_line_naming_the_setting(kafka: str, topics: Topics, tmp_path: Path) -> None:
+    service = Service(kafka, Topics(f"{topics.events}-missing", topics.labels, topics.scores, topics.dead), tmp_path).start()
+    assert service.proc is not None
+    assert service.proc.wait(timeout=60) == 2
+    errors = [line for line in service.output().splitlines() if line.startswith("skewstream: error:")]
+    assert len(errors) == 1 and "kafka.events_topic" in errors[0] and "create it" in errors[0], service.output()
