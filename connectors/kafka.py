@@ -39,6 +39,11 @@ class SinkError(DeliveryError):
     """Produced messages could not be delivered; nothing after the last checkpoint is committed."""
 
 
+# Overridable in ``kafka.producer``. Scores are small: large batches and a short linger cut the
+# producer's per-batch work (each new batch wakes its sender thread), the cost of a score's latency.
+PRODUCER_DEFAULTS: dict[str, Any] = {"linger_ms": 20, "batch_size": 256 * 1024}
+CONSUMER_DEFAULTS: dict[str, Any] = {"auto_offset_reset": "earliest"}
+
 # Committing group offsets only feeds lag monitoring (positions live in the checkpoint): never
 # let it hold the loop for long.
 COMMIT_TIMEOUT_MS = 5_000
@@ -146,14 +151,10 @@ class KafkaEvents:
 
     def __init__(self, k: KafkaSettings, consumer: Any | None = None) -> None:
         self.k = k
-        self.consumer = consumer or _connect("consumer", k, lambda: KafkaConsumer(
-            **client_config(k),
-            group_id=k.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            partition_assignment_strategy=[RangePartitionAssignor],
-            **k.consumer,
-        ))  # fmt: skip
+        fixed = {"group_id": k.group_id, "enable_auto_commit": False, "partition_assignment_strategy": [RangePartitionAssignor]}
+        self.consumer = consumer or _connect(
+            "consumer", k, lambda: KafkaConsumer(**{**CONSUMER_DEFAULTS, **k.consumer, **client_config(k), **fixed})
+        )
         self.on_revoked: Callable[[Partitions], None] | None = None
         self.on_assigned: Callable[[Partitions], None] | None = None
         self.callback_error: Exception | None = None
@@ -254,9 +255,11 @@ class KafkaLabels:
 
     def apply_backpressure(self) -> None:
         """Pause the labels topic while too many labels wait for their events (bounded memory)."""
+        full = len(self.queue) >= self.events.k.max_held_labels
+        if full == self.paused:  # called per event: nothing to do unless the state changes
+            return
         consumer, topic = self.events.consumer, self.events.k.labels_topic
         parts = [tp for tp in consumer.assignment() if tp.topic == topic]
-        full = len(self.queue) >= self.events.k.max_held_labels
         if full and not self.paused:
             consumer.pause(*parts)
         elif not full and self.paused:
@@ -302,7 +305,7 @@ class KafkaOutputs:
     def __init__(self, k: KafkaSettings, producer: Any | None = None) -> None:
         self.k = k
         self.producer = producer or _connect(
-            "producer", k, lambda: KafkaProducer(**client_config(k), acks="all", linger_ms=5, **k.producer)
+            "producer", k, lambda: KafkaProducer(**{**PRODUCER_DEFAULTS, **k.producer, **client_config(k), "acks": "all"})
         )
         self.held: list[_Held] = []
         self.sent = 0

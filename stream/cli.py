@@ -72,11 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=Path("report.html"))
     report.add_argument("--budget", type=float, default=0.01, help="alert budget for recall at the top")
 
-    bench = commands.add_parser("bench", help="benchmarks against river")
-    bench.add_argument("what", choices=("compare", "speed", "kafka"))
-    bench.add_argument("--events", type=int, default=200_000)
+    bench = commands.add_parser("bench", help="benchmarks against river (and MOA with the peers extra)")
+    bench.add_argument("what", choices=("quality", "compare", "speed", "kafka"))
+    bench.add_argument("--events", type=int, default=None, help="events per stream (quality: 100,000; others: 200,000)")
     bench.add_argument("--seed", type=int, default=7)
     bench.add_argument("--profile", choices=("abrupt", "demo"), default="abrupt", help="compare: which stream")
+    bench.add_argument("--streams", nargs="+", default=None, help="quality: names from the suite (default: all)")
+    bench.add_argument("--stream-file", type=Path, nargs="+", default=[], help="quality: also these labelled JSONL files")
+    bench.add_argument("--peers", nargs="+", default=None, help="quality: peers whose name contains one of these")
+    bench.add_argument("--out", type=Path, default=Path("out/bench"), help="quality: where the table, JSON and plot go")
     return parser
 
 
@@ -203,13 +207,18 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.what == "quality":
+        from stream.bench.quality import run
+
+        return run(args.events or 100_000, args.seed, args.streams, args.stream_file, args.peers, args.out)
+    events = args.events or 200_000
     if args.what == "kafka":
         from stream.bench.kafka import main as kafka_main
 
-        return kafka_main(args.events, args.seed)
+        return kafka_main(events, args.seed)
     from stream.bench.compare import main as bench_main
 
-    return bench_main(args.what, args.events, args.seed, args.profile)
+    return bench_main(args.what, events, args.seed, args.profile)
 
 
 if __name__ == "__main__":

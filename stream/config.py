@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -222,6 +222,23 @@ class KafkaSettings(_Section):
     producer: dict[str, Any] = Field(
         default_factory=dict, description="Any other kafka-python KafkaProducer setting, passed as is."
     )
+
+
+    @field_validator("consumer", "producer")
+    @classmethod
+    def _not_fixed(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        fixed = _FIXED_CLIENT_KEYS[str(info.field_name)] & set(value)
+        if fixed:
+            raise ValueError(f"{sorted(fixed)} fixed by skewstream (delivery guarantees) or set by a kafka.* key")
+        return value
+
+
+_CONNECTION_KEYS = {"bootstrap_servers", "security_protocol", "sasl_mechanism", "sasl_plain_username",
+                    "sasl_plain_password", "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password"}  # fmt: skip
+_FIXED_CLIENT_KEYS = {
+    "consumer": _CONNECTION_KEYS | {"group_id", "enable_auto_commit", "partition_assignment_strategy"},
+    "producer": _CONNECTION_KEYS | {"acks"},
+}
 
 
 class HealthSettings(_Section):

@@ -76,6 +76,12 @@ class Confusion:
     tn: int = 0
     fn: int = 0
 
+    @classmethod
+    def of(cls, labels: np.ndarray, alerts: np.ndarray) -> Confusion:
+        """The counts of a whole run at once (labels 0/1, alerts bool)."""
+        y, a = labels.astype(bool), alerts.astype(bool)
+        return cls(int(np.sum(y & a)), int(np.sum(~y & a)), int(np.sum(~y & ~a)), int(np.sum(y & ~a)))
+
     def add(self, y: int, alert: bool) -> None:
         if y:
             self.tp += alert

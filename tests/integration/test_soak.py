@@ -1,9 +1,10 @@
-"""Soak: 2,000,000 events through ``serve``. Memory is flat once the bounded stores are full (RSS
-grows under 10% from 0.5M to 2M events) and throughput is steady.
+"""Soak: events through ``serve``. Memory is flat once the bounded stores are full (RSS grows under
+10% from a quarter of the run to its end) and throughput is steady.
 
 The model is ``logreg`` with the codebook anomaly score, whose size is fixed: what is measured is
 the service around it (dedupe window, label store, producer, checkpoints, metrics). Set
-``SKEWSTREAM_SOAK_EVENTS`` to soak longer.
+``SKEWSTREAM_SOAK_EVENTS`` to soak longer: the suite runs 1,000,000 (about 4 minutes, to keep CI
+short); the README's figures are from ``SKEWSTREAM_SOAK_EVENTS=2000000``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from stream.synth import DEMO, event_record, generate
 from tests.integration.conftest import Service, Topics, produce
 from tests.integration.test_slow_sink import rss_mb
 
-N = int(os.environ.get("SKEWSTREAM_SOAK_EVENTS", "2000000"))
+N = int(os.environ.get("SKEWSTREAM_SOAK_EVENTS", "1000000"))
 CHUNK = 250_000
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
@@ -40,7 +41,7 @@ def produce_stream(kafka: str, topic: str) -> None:
         produce(kafka, topic, messages)
 
 
-def test_two_million_events_flat_memory_steady_throughput(kafka: str, tmp_path: Path) -> None:
+def test_a_million_events_or_more_flat_memory_steady_throughput(kafka: str, tmp_path: Path) -> None:
     topics = Topics.create(kafka)
     produce_stream(kafka, topics.events)
     service = Service(kafka, topics, tmp_path, every_events=20_000, model="logreg").start()

@@ -1,0 +1,225 @@
+"""``skewstream bench quality``: skewstream against river and MOA on the same streams, same order.
+
+Each (stream, method) runs in a forked child, so its peak RSS is its own (the high-water mark is
+reset at the start) and a JVM or a leak cannot leak into the next one. Every method scores each
+event before learning it (prequential). Metrics come from the same functions for everyone:
+PR-AUC, ROC-AUC, recall at a 1% alert budget, G-mean and kappa at each method's *own* decision
+(skewstream: its alert; peers: P(y=1) >= 0.5, their predict), PR-AUC over the 20,000 events after
+each drift (recovery), events/s of the loop, peak RSS. Ranks: 1 = best on a stream; the mean rank
+row averages them over the streams.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from stream.bench.peers import Peer, capymoa_available, moa_peers, river_peers
+from stream.bench.streams import BenchStream, from_file, suite
+from stream.quality import Confusion, average_precision, recall_at_budget, roc_auc
+
+RECOVERY = 20_000
+RANKED = ("pr_auc", "roc_auc", "gmean", "kappa", "recall_at_1pct", "recovery_pr_auc")
+Scorer = Callable[[BenchStream], tuple[np.ndarray, np.ndarray]]  # scores, decisions
+
+
+def skewstream_method(**overrides: Any) -> Scorer:
+    """``skewstream replay`` of the stream as a JSONL file with these settings overrides."""
+
+    def run(stream: BenchStream) -> tuple[np.ndarray, np.ndarray]:
+        from stream.app import ReplayOptions, replay
+        from stream.config import load_settings
+
+        settings = load_settings(None, **overrides)
+        with tempfile.TemporaryDirectory() as tmp:
+            data, out = Path(tmp) / "stream.jsonl", Path(tmp) / "scores.jsonl"
+            stream.write_jsonl(data)
+            replay(settings, ReplayOptions(data, out=out))
+            rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+        if [r["id"] for r in rows] != [f"e{i:08d}" for i in range(stream.y.shape[0])]:
+            raise AssertionError(f"{stream.name}: skewstream did not score every event exactly once, in order")
+        return np.array([r["score"] for r in rows]), np.array([r["alert"] for r in rows], dtype=bool)
+
+    return run
+
+
+def _peer(peer: Peer) -> Scorer:
+    def run(stream: BenchStream) -> tuple[np.ndarray, np.ndarray]:
+        scores = peer(stream)
+        return scores, scores >= 0.5
+
+    return run
+
+
+def methods(peers: list[str] | None) -> dict[str, Scorer]:
+    """skewstream's default first, then every peer (MOA ones when capymoa is installed)."""
+    found: dict[str, Scorer] = {"skewstream (default)": skewstream_method()}
+    available = {**river_peers(), **(moa_peers() if capymoa_available() else {})}
+    for name, peer in available.items():
+        if peers is None or any(p.lower() in name.lower() for p in peers):
+            found[name] = _peer(peer)
+    return found
+
+
+@dataclass
+class Outcome:
+    stream: str
+    method: str
+    metrics: dict[str, float]
+
+
+def _vm_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _child(scorer: Scorer, stream: BenchStream, conn: Any) -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the RSS high-water mark to now
+    except OSError:
+        pass
+    try:
+        started = time.perf_counter()
+        scores, decisions = scorer(stream)
+        conn.send((scores, decisions, time.perf_counter() - started, _vm_kb("VmHWM") / 1024, None))
+    except Exception as exc:  # reported as the method's failure on this stream, not a crash of the bench
+        conn.send((None, None, 0.0, 0.0, f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+def measure(scorer: Scorer, stream: BenchStream) -> dict[str, float]:
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_child, args=(scorer, stream, child))
+    process.start()
+    child.close()
+    scores, decisions, seconds, peak_mb, error = parent.recv()
+    process.join()
+    if error is not None:
+        raise RuntimeError(error)
+    return score_metrics(stream, scores, decisions, seconds, peak_mb)
+
+
+def score_metrics(stream: BenchStream, scores: np.ndarray, decisions: np.ndarray, seconds: float, peak_mb: float) -> dict[str, float]:
+    y = stream.y
+    rates = Confusion.of(y, decisions).rates()
+    recovery = [average_precision(scores[d : d + RECOVERY], y[d : d + RECOVERY]) for d in stream.drifts if d < y.shape[0]]
+    return {
+        "pr_auc": average_precision(scores, y),
+        "roc_auc": roc_auc(scores, y),
+        "gmean": rates["gmean"],
+        "kappa": rates["kappa"],
+        "recall_at_1pct": recall_at_budget(scores, y, 0.01),
+        "recovery_pr_auc": float(np.mean(recovery)) if recovery else math.nan,
+        "events_per_s": y.shape[0] / seconds if seconds else math.nan,
+        "peak_rss_mb": peak_mb,
+    }
+
+
+def mean_ranks(outcomes: list[Outcome]) -> dict[str, dict[str, float]]:
+    """Per method and metric, the mean over streams of its rank (1 = best; ties share the mean rank)."""
+    ranks: dict[str, dict[str, list[float]]] = {}
+    for metric in RANKED:
+        for stream in sorted({o.stream for o in outcomes}):
+            rows = [o for o in outcomes if o.stream == stream and not math.isnan(o.metrics[metric])]
+            values = np.array([-o.metrics[metric] for o in rows])
+            order = _tied_ranks(values)
+            for o, rank in zip(rows, order):
+                ranks.setdefault(o.method, {}).setdefault(metric, []).append(float(rank))
+    return {m: {k: float(np.mean(v)) for k, v in per.items()} for m, per in ranks.items()}
+
+
+def _tied_ranks(values: np.ndarray) -> np.ndarray:
+    order = values.argsort(kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    for v in np.unique(values):
+        tie = values == v
+        ranks[tie] = ranks[tie].mean()
+    return ranks
+
+
+def markdown(outcomes: list[Outcome], ranks: dict[str, dict[str, float]], streams: dict[str, BenchStream]) -> list[str]:
+    lines = []
+    header = "| method | PR-AUC | ROC-AUC | G-mean | kappa | recall@1% | PR-AUC after drift | events/s | peak RSS MB |"
+    for name, stream in streams.items():
+        lines += ["", f"**{name}**: {stream.description}; {stream.y.shape[0]:,} events, {int(stream.y.sum()):,} positives", "", header, "|---|---|---|---|---|---|---|---|---|"]
+        for o in (o for o in outcomes if o.stream == name):
+            m = o.metrics
+            lines.append(
+                f"| {o.method} | {m['pr_auc']:.4f} | {m['roc_auc']:.4f} | {m['gmean']:.4f} | {m['kappa']:.4f} "
+                f"| {m['recall_at_1pct']:.4f} | {_fmt(m['recovery_pr_auc'])} | {m['events_per_s']:,.0f} | {m['peak_rss_mb']:,.0f} |"
+            )
+    lines += ["", "**Mean rank over the streams** (1 = best)", "", "| method | " + " | ".join(RANKED) + " |", "|---|" + "---|" * len(RANKED)]
+    for method, per in sorted(ranks.items(), key=lambda kv: kv[1].get("pr_auc", math.inf)):
+        lines.append(f"| {method} | " + " | ".join(_fmt(per.get(k, math.nan), 2) for k in RANKED) + " |")
+    return lines
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def plot(outcomes: list[Outcome], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    streams = sorted({o.stream for o in outcomes})
+    names = list(dict.fromkeys(o.method for o in outcomes))
+    grid = np.full((len(names), len(streams)), np.nan)
+    for o in outcomes:
+        grid[names.index(o.method), streams.index(o.stream)] = o.metrics["pr_auc"]
+    fig, ax = plt.subplots(figsize=(1.1 * len(streams) + 4, 0.45 * len(names) + 2))
+    image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(streams)), streams, rotation=40, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    for (i, j), value in np.ndenumerate(grid):
+        if not np.isnan(value):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.6 else "black", fontsize=8)
+    fig.colorbar(image, label="prequential PR-AUC")
+    ax.set_title("PR-AUC by stream and method")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(events: int, seed: int, stream_names: list[str] | None, files: list[Path], peers: list[str] | None, out: Path) -> int:
+    chosen = {n: make for n, make in suite(events, seed).items() if stream_names is None or n in stream_names}
+    unknown = set(stream_names or []) - set(chosen)
+    if unknown:
+        raise ValueError(f"--streams: unknown {sorted(unknown)}; known: {sorted(suite(events, seed))}")
+    streams = {name: make() for name, make in chosen.items()}
+    streams.update({f.stem: from_file(f) for f in files})
+    outcomes: list[Outcome] = []
+    for name, stream in streams.items():
+        for method, scorer in methods(peers).items():
+            try:
+                metrics = measure(scorer, stream)
+            except RuntimeError as exc:
+                print(f"{name} / {method}: failed: {exc}", flush=True)
+                continue
+            outcomes.append(Outcome(name, method, metrics))
+            print(f"{name} / {method}: PR-AUC {metrics['pr_auc']:.4f}, G-mean {metrics['gmean']:.4f}, {metrics['events_per_s']:,.0f} ev/s", flush=True)
+    ranks = mean_ranks(outcomes)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = markdown(outcomes, ranks, streams)
+    (out / "quality.md").write_text("\n".join(lines) + "\n")
+    (out / "quality.json").write_bytes(orjson.dumps({"outcomes": [o.__dict__ for o in outcomes], "mean_ranks": ranks}, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    plot(outcomes, out / "quality.png")
+    print("\n".join(lines))
+    print(f"\nwrote {out / 'quality.md'}, {out / 'quality.json'}, {out / 'quality.png'}")
+    return 0

@@ -1,0 +1,68 @@
+"""bench quality's parts: imbalanced streams with their drifts, the metrics, the ranks, one real run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from stream.bench import quality
+from stream.bench.streams import BenchStream, from_file, suite
+
+
+def test_suite_streams_have_the_asked_imbalance_and_drifts() -> None:
+    streams = suite(20_000, seed=3)
+    assert {"sea-abrupt-1:100", "sea-abrupt-1:1000", "agrawal-gradual-1:100", "rbf-prior-shift", "shuttle"} <= set(streams)
+    sea = streams["sea-abrupt-1:100"]()
+    assert sea.x.shape == (20_000, 3) and sea.drifts == [10_000]
+    assert 0.007 < sea.y.mean() < 0.013
+    shift = streams["rbf-prior-shift"]()
+    before, after = shift.y[:10_000].mean(), shift.y[10_000:].mean()
+    assert 0.007 < before < 0.013 and after < 0.003  # 1:100 then 1:1000
+
+
+def test_a_concept_drift_changes_what_positives_look_like() -> None:
+    sea = suite(20_000, seed=3)["sea-abrupt-1:100"]()
+    pos = sea.y == 1
+    first, second = sea.x[:10_000][pos[:10_000]], sea.x[10_000:][pos[10_000:]]
+    # SEA's concepts differ in the threshold on f0 + f1: the positives move.
+    assert abs(np.mean(first[:, 0] + first[:, 1]) - np.mean(second[:, 0] + second[:, 1])) > 0.5
+
+
+def test_metrics_use_each_methods_own_decisions_and_recovery_windows() -> None:
+    y = np.array([0] * 90 + [1] * 10)
+    stream = BenchStream("s", "test", np.zeros((100, 1)), y, drifts=[50])
+    perfect = quality.score_metrics(stream, y.astype(float), y.astype(bool), 1.0, 10.0)
+    assert perfect["pr_auc"] == 1.0 and perfect["gmean"] == 1.0 and perfect["kappa"] == 1.0
+    silent = quality.score_metrics(stream, y.astype(float), np.zeros(100, dtype=bool), 1.0, 10.0)
+    assert silent["pr_auc"] == 1.0 and silent["gmean"] == 0.0  # ranks perfectly, never alerts
+    assert perfect["events_per_s"] == 100.0
+
+
+def test_mean_ranks_share_ties_and_average_over_streams() -> None:
+    def outcome(stream: str, method: str, pr: float) -> quality.Outcome:
+        return quality.Outcome(stream, method, {k: pr for k in quality.RANKED})
+
+    ranks = quality.mean_ranks([outcome("a", "x", 0.9), outcome("a", "y", 0.5), outcome("b", "x", 0.3), outcome("b", "y", 0.3)])
+    assert ranks["x"]["pr_auc"] == pytest.approx((1 + 1.5) / 2)
+    assert ranks["y"]["pr_auc"] == pytest.approx((2 + 1.5) / 2)
+
+
+def test_a_user_file_becomes_a_stream(tmp_path: Path) -> None:
+    path = tmp_path / "mine.jsonl"
+    path.write_bytes(b"".join(orjson.dumps({"id": str(i), "ts": i, "label": i % 2, "a": i, "b": 1.5}) + b"\n" for i in range(10)))
+    stream = from_file(path)
+    assert stream.x.shape == (10, 2) and stream.y.tolist() == [i % 2 for i in range(10)]
+
+
+def test_a_small_run_writes_table_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert quality.run(3_000, 1, ["sea-abrupt-1:100"], [], ["river HT"], tmp_path) == 0
+    data = orjson.loads((tmp_path / "quality.json").read_bytes())
+    methods = {o["method"] for o in data["outcomes"]}
+    assert methods == {"skewstream (default)", "river HT"}
+    assert all(not math.isnan(o["metrics"]["pr_auc"]) for o in data["outcomes"])
+    assert "Mean rank" in (tmp_path / "quality.md").read_text()
+    assert (tmp_path / "quality.png").stat().st_size > 10_000
