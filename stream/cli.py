@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--stream-file", type=Path, nargs="+", default=[], help="quality: also these labelled JSONL files")
     bench.add_argument("--peers", nargs="+", default=None, help="quality: peers whose name contains one of these")
     bench.add_argument("--out", type=Path, default=Path("out/bench"), help="quality: where the table, JSON and plot go")
+    bench.add_argument("--ablations", action="store_true", help="quality: skewstream with one part changed at a time, instead of peers")
     return parser
 
 
@@ -210,7 +211,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.what == "quality":
         from stream.bench.quality import run
 
-        return run(args.events or 100_000, args.seed, args.streams, args.stream_file, args.peers, args.out)
+        return run(args.events or 100_000, args.seed, args.streams, args.stream_file, args.peers, args.out, args.ablations)
     events = args.events or 200_000
     if args.what == "kafka":
         from stream.bench.kafka import main as kafka_main

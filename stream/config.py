@@ -94,6 +94,9 @@ class ModelSettings(_Section):
     drift: DetectorKind = Field(
         "adwin", description="Detector on each class's error; 'none' disables drift handling."
     )
+    drift_scope: Literal["per_class", "overall"] = Field(
+        "per_class", description="Watch each class's error (per_class) or the overall error (ablation)."
+    )
     drift_delta: float = Field(0.002, gt=0, lt=1, description="ADWIN confidence of a drift.")
     warning_delta: float = Field(0.01, gt=0, lt=1, description="ADWIN confidence of a warning.")
     drift_cooldown: int = Field(

@@ -138,9 +138,11 @@ class OnlineModel:
             self.cooldown -= 1
             return False
         error = 1.0 - p if y == 1 else p
-        if self.warning_monitors and self.warning_monitors[y].update(error):
+        # Overall error (an ablation) is the majority's error on an imbalanced stream: one monitor.
+        k = y if self.settings.drift_scope == "per_class" else 0
+        if self.warning_monitors and self.warning_monitors[k].update(error):
             self._start_background()
-        if self.drift_monitors[y].update(error):
+        if self.drift_monitors[k].update(error):
             self._start_background()
             assert self.background is not None
             self.background.confirmed = "positive" if y == 1 else "negative"

@@ -70,6 +70,22 @@ def methods(peers: list[str] | None) -> dict[str, Scorer]:
     return found
 
 
+# Each changes one thing of the default pipeline (the sampler's keep rate is the same for vq and random).
+ABLATIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "default (VQ sampling, reweighting, class-aware drift, budget threshold)": {},
+    "no resampling": {"sampler": {"enabled": False}},
+    "random undersampling, same keep rate": {"sampler": {"mode": "random"}},
+    "reweighting off": {"weighting": {"enabled": False}},
+    "drift on the overall error": {"model": {"drift_scope": "overall"}},
+    "no drift handling": {"model": {"drift": "none"}},
+    "threshold: best G-mean": {"threshold": {"mode": "gmean"}},
+}
+
+
+def ablations() -> dict[str, Scorer]:
+    return {f"skewstream {name}": skewstream_method(**overrides) for name, overrides in ABLATIONS.items()}
+
+
 @dataclass
 class Outcome:
     stream: str
@@ -197,7 +213,10 @@ def plot(outcomes: list[Outcome], path: Path) -> None:
     plt.close(fig)
 
 
-def run(events: int, seed: int, stream_names: list[str] | None, files: list[Path], peers: list[str] | None, out: Path) -> int:
+def run(
+    events: int, seed: int, stream_names: list[str] | None, files: list[Path], peers: list[str] | None, out: Path,
+    ablate: bool = False,
+) -> int:
     chosen = {n: make for n, make in suite(events, seed).items() if stream_names is None or n in stream_names}
     unknown = set(stream_names or []) - set(chosen)
     if unknown:
@@ -206,7 +225,7 @@ def run(events: int, seed: int, stream_names: list[str] | None, files: list[Path
     streams.update({f.stem: from_file(f) for f in files})
     outcomes: list[Outcome] = []
     for name, stream in streams.items():
-        for method, scorer in methods(peers).items():
+        for method, scorer in (ablations() if ablate else methods(peers)).items():
             try:
                 metrics = measure(scorer, stream)
             except RuntimeError as exc:
@@ -217,9 +236,10 @@ def run(events: int, seed: int, stream_names: list[str] | None, files: list[Path
     ranks = mean_ranks(outcomes)
     out.mkdir(parents=True, exist_ok=True)
     lines = markdown(outcomes, ranks, streams)
-    (out / "quality.md").write_text("\n".join(lines) + "\n")
-    (out / "quality.json").write_bytes(orjson.dumps({"outcomes": [o.__dict__ for o in outcomes], "mean_ranks": ranks}, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
-    plot(outcomes, out / "quality.png")
+    stem = "ablations" if ablate else "quality"
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{stem}.json").write_bytes(orjson.dumps({"outcomes": [o.__dict__ for o in outcomes], "mean_ranks": ranks}, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    plot(outcomes, out / f"{stem}.png")
     print("\n".join(lines))
-    print(f"\nwrote {out / 'quality.md'}, {out / 'quality.json'}, {out / 'quality.png'}")
+    print(f"\nwrote {out / stem}.md, .json, .png")
     return 0

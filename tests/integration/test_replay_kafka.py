@@ -51,5 +51,5 @@ def test_time_window_and_offset_window(kafka: str, topics: Topics, tmp_path: Pat
 
 def test_missing_topic_is_a_clear_error(kafka: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("SKEWSTREAM_KAFKA__BOOTSTRAP_SERVERS", kafka)
-    assert main(["replay", "--kafka-topic", "no-such-topic", "--no-progress"]) == 3
+    assert main(["replay", "--kafka-topic", "no-such-topic", "--no-progress"]) == 2  # a setting at fault: fails fast
     assert "no-such-topic" in capsys.readouterr().err
