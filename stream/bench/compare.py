@@ -131,6 +131,11 @@ def speed(events: int, seed: int) -> list[str]:
             ours = events / seconds
             lines.append(f"| river progressive_val_score | {kind} | {river_rate:,.0f} | 1.00 |")
             lines.append(f"| skewstream replay (file, full path) | {kind} | {ours:,.0f} | {ours / river_rate:.2f} |")
+        from stream.bench.stages import table
+
+        for kind in (settings.model.kind, "logreg"):
+            overrides = {} if kind == settings.model.kind else {"model": {"kind": kind}, "selection": {"enabled": False}}
+            lines += ["", *table(path, load_settings(None, **overrides), "default settings" if not overrides else f"{kind} alone")]
     return lines
 
 
