@@ -59,6 +59,9 @@ class SamplerSettings(_Section):
     reseed_distance: float = Field(
         4.0, gt=0, description="Re-seed the least-used codeword for an event this many times farther than the average quantisation distance."
     )
+    min_keep_rate: float = Field(
+        0.5, ge=0, le=1, description="Floor of the majority keep rate (at 1:1000, ratio x prior keeps too few negatives to learn from)."
+    )
     bucket_capacity: float = Field(4.0, ge=1, description="Tokens a codeword can save up.")
     prior_decay: float = Field(0.999, gt=0, lt=1, description="Decay of the minority-rate estimate.")
     warmup: int = Field(

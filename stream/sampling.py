@@ -134,7 +134,7 @@ class VQSampler:
         """Share of majority events to keep so that kept majority:minority ~ ``ratio``."""
         minority = self.priors.minority_class()
         p_min, p_maj = self.priors.prior(minority), self.priors.prior(1 - minority)
-        return min(1.0, self.settings.ratio * p_min / max(p_maj, 1e-12))
+        return max(self.settings.min_keep_rate, min(1.0, self.settings.ratio * p_min / max(p_maj, 1e-12)))
 
     def weight(self, z: np.ndarray, y: int) -> float:
         """0.0 to skip this event; else its learning weight (1.0, or with ``density_correction``

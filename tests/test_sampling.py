@@ -78,7 +78,7 @@ def test_batch_kernel_equals_one_by_one() -> None:
 
 @pytest.mark.parametrize("ratio", [1.0, 5.0])
 def test_long_run_keep_rate_meets_the_budget(ratio: float) -> None:
-    sampler = VQSampler(SamplerSettings(ratio=ratio, warmup=0, prior_decay=0.999), dim=5)
+    sampler = VQSampler(SamplerSettings(ratio=ratio, warmup=0, prior_decay=0.999, min_keep_rate=0.0), dim=5)
     rng = np.random.default_rng(2)
     for _ in range(40_000):
         y = int(rng.random() < 0.02)
@@ -86,6 +86,16 @@ def test_long_run_keep_rate_meets_the_budget(ratio: float) -> None:
     kept_ratio = sampler.kept[0] / sampler.kept[1]
     assert sampler.kept[1] == sampler.offered[1]  # minority always kept
     assert kept_ratio == pytest.approx(ratio, rel=0.15)
+
+
+def test_the_keep_rate_floor_holds_at_extreme_imbalance() -> None:
+    """At 1:1000 a ratio of 30 would keep 3% of the majority; a floor of 0.3 keeps 30%."""
+    sampler = VQSampler(SamplerSettings(ratio=30.0, warmup=0, min_keep_rate=0.3), dim=5)
+    rng = np.random.default_rng(4)
+    for _ in range(40_000):
+        y = int(rng.random() < 0.001)
+        sampler.weight(rng.normal(size=5) + 3 * y, y)
+    assert sampler.kept[0] / sampler.offered[0] == pytest.approx(0.3, rel=0.1)
 
 
 def test_vq_keeps_a_rare_majority_subcluster_far_more_than_random() -> None:
@@ -99,7 +109,7 @@ def test_vq_keeps_a_rare_majority_subcluster_far_more_than_random() -> None:
     xs[ys == 1] = rng.normal(-4.0, 0.5, size=(int(ys.sum()), 6))
     rates = {}
     for mode in ("vq", "random"):
-        sampler = VQSampler(SamplerSettings(mode=mode, ratio=3.0, warmup=0), dim=6, seed=4)
+        sampler = VQSampler(SamplerSettings(mode=mode, ratio=3.0, warmup=0, min_keep_rate=0.0), dim=6, seed=4)
         kept = np.array([sampler.weight(x, int(y)) for x, y in zip(xs, ys)])
         majority = ys == 0
         rates[mode] = (kept[majority & rare].mean(), kept[majority].mean())
