@@ -91,7 +91,7 @@ DetectorKind = Literal["adwin", "kswin", "page_hinkley", "none"]
 class ModelSettings(_Section):
     kind: ModelKind = Field("bagging", description="River learner behind the fraud probability.")
     seed: int = Field(42, description="Seed of every random choice of the model and repeats.")
-    ensemble_size: int = Field(5, ge=1, le=100, description="Members of arf / bagging.")
+    ensemble_size: int = Field(10, ge=1, le=100, description="Members of arf / bagging (10: the PR-AUC of bench quality; 5 is about 1.6x faster).")
     grace_period: int = Field(100, ge=10, description="Hoeffding trees: events between split tries.")
     learning_rate: float = Field(0.05, gt=0, description="logreg: SGD step size.")
     drift: DetectorKind = Field(
