@@ -59,6 +59,14 @@ def kafka(kafka_broker: Any) -> str:
     return str(kafka_broker.bootstrap)
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
 def free_port() -> int:
     return int(_broker_module().free_port())
 

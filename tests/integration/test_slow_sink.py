@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from tests.integration.conftest import Service, Topics, produce
+from tests.integration.conftest import Service, Topics, produce, rss_mb
 from tests.integration.streams import events_and_labels
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -21,13 +21,6 @@ EVERY = 1000
 BATCH = 512  # stream.loop.BATCH: a commit point is checked after each poll batch
 CLIENT = "skewstream-slow-sink-test"
 BYTES_PER_SECOND = 40_000  # about 150 score messages a second
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def delivered(consumer: KafkaConsumer, topic: str) -> int:

@@ -19,8 +19,7 @@ import orjson
 import pytest
 
 from stream.synth import DEMO, event_record, generate
-from tests.integration.conftest import Service, Topics, produce
-from tests.integration.test_slow_sink import rss_mb
+from tests.integration.conftest import Service, Topics, produce, rss_mb
 
 N = int(os.environ.get("SKEWSTREAM_SOAK_EVENTS", "1000000"))
 CHUNK = 250_000
