@@ -222,10 +222,13 @@ class KafkaEvents:
     def lag(self) -> dict[str, int]:
         """Per ``topic/partition``: high watermark minus position (from the last fetch)."""
         lags: dict[str, int] = {}
-        for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
-            if high is not None:
-                lags[f"{tp.topic}/{tp.partition}"] = max(0, high - self.consumer.position(tp))
+        try:
+            for tp in self.consumer.assignment():
+                high = self.consumer.highwater(tp)
+                if high is not None:
+                    lags[f"{tp.topic}/{tp.partition}"] = max(0, high - self.consumer.position(tp))
+        except KafkaError:  # position() may ask the broker: during an outage lag is unknown, not fatal
+            return {}
         return lags
 
     def close(self) -> None:
