@@ -224,8 +224,9 @@ def run(
     streams = {name: make() for name, make in chosen.items()}
     streams.update({f.stem: from_file(f) for f in files})
     outcomes: list[Outcome] = []
+    scorers = ablations() if ablate else methods(peers)
     for name, stream in streams.items():
-        for method, scorer in (ablations() if ablate else methods(peers)).items():
+        for method, scorer in scorers.items():
             try:
                 metrics = measure(scorer, stream)
             except RuntimeError as exc:
