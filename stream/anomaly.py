@@ -6,7 +6,6 @@ that no label has described yet still stands out.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -28,21 +27,21 @@ class AnomalyScorer:
                 n_trees=settings.trees, height=settings.height, window_size=settings.window, seed=seed
             )
 
-    def score(self, x: dict[str, float], z: np.ndarray, sampler: VQSampler | None) -> float:
+    def score(self, z: np.ndarray, sampler: VQSampler | None) -> float:
         if self.hst is not None:
-            return float(self.hst.score_one(_squash(x)))
+            return float(self.hst.score_one(_squash(z)))
         if self.settings.kind == "codebook" and sampler is not None:
             return sampler.distance(z)
         return 0.0
 
-    def learn(self, x: dict[str, float]) -> None:
+    def learn(self, z: np.ndarray) -> None:
         if self.hst is None:
             return
         self.offered += 1
         if self.offered % self.settings.learn_every == 0:
-            self.hst.learn_one(_squash(x))
+            self.hst.learn_one(_squash(z))
 
 
-def _squash(x: dict[str, float]) -> dict[str, float]:
+def _squash(z: np.ndarray) -> dict[int, float]:
     # HalfSpaceTrees splits the unit cube; a logistic maps z-scores into it without clipping tails.
-    return {k: 1.0 / (1.0 + math.exp(-v / 2.0)) for k, v in x.items()}
+    return dict(enumerate((1.0 / (1.0 + np.exp(-z / 2.0))).tolist()))

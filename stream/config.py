@@ -89,10 +89,16 @@ DetectorKind = Literal["adwin", "kswin", "page_hinkley", "none"]
 
 
 class ModelSettings(_Section):
-    kind: ModelKind = Field("bagging", description="River learner behind the fraud probability.")
+    kind: ModelKind = Field("bagging", description="Learner behind the fraud probability (logreg, hoeffding, bagging: compiled; hat, arf: river).")
     seed: int = Field(42, description="Seed of every random choice of the model and repeats.")
     ensemble_size: int = Field(10, ge=1, le=100, description="Members of arf / bagging (10: the PR-AUC of bench quality; 5 is about 1.6x faster).")
     grace_period: int = Field(100, ge=10, description="Hoeffding trees: events between split tries.")
+    max_leaves: int = Field(
+        1024, ge=2, le=65_536, description="hoeffding / bagging: leaves per tree at most (bounds memory; leaves keep learning)."
+    )
+    subspace: int = Field(
+        0, ge=0, description="bagging: features a new leaf may split on, drawn at random (0: all; ARF's diversity)."
+    )
     learning_rate: float = Field(0.05, gt=0, description="logreg: SGD step size.")
     drift: DetectorKind = Field(
         "adwin", description="Detector on each class's error; 'none' disables drift handling."

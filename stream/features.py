@@ -77,10 +77,6 @@ class FeatureSpace:
         welford_standardise(raw, self.count, self.mean, self.m2, out)
         return out
 
-    def as_dict(self, z: np.ndarray) -> dict[str, float]:
-        """The river view of a vector: ``{name: value}`` in the fixed order."""
-        return dict(zip(self.names or (), z.tolist()))
-
     def _freeze(self, event: Event) -> list[str]:
         if not event.x:
             raise BadRecord("no_features", "first event has no numeric feature to freeze the order")

@@ -1,4 +1,4 @@
-"""The fraud-probability model: a river classifier with class-aware drift handling.
+"""The fraud-probability model: a learner with class-aware drift handling.
 
 On an imbalanced stream the overall error is the majority's error, so a detector on it never sees
 the minority concept change. Here each class's error (``1 - p`` for positives, ``p`` for negatives)
@@ -10,55 +10,89 @@ beside the served one; the *drift* detector confirms, and the background model i
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import river.drift
-import river.ensemble
 import river.forest
-import river.linear_model
-import river.optim
 import river.tree
 
 from stream.config import ModelSettings
+from stream.linear import LogisticRegression
 from stream.quality import average_precision
+from stream.trees import HoeffdingForest
 
-Learner = Any  # a river classifier (untyped library)
+class Learner(Protocol):
+    """What the model set needs of a learner: P(class 1) of a standardised vector, a weighted step."""
+
+    def proba(self, z: np.ndarray) -> float: ...
+
+    def learn(self, z: np.ndarray, y: int, w: float) -> None: ...
+
+
+class RiverLearner:
+    """A river classifier behind the array interface (feature ``i`` is the key ``str(i)``).
+
+    A learner without sample weights learns an event Poisson(w) times (river's ARF).
+    """
+
+    def __init__(self, model: Any, takes_weight: bool, seed: int) -> None:
+        self.model = model
+        self.takes_weight = takes_weight
+        self.rng = np.random.default_rng(seed)
+        self.keys: list[str] = []
+
+    def _dict(self, z: np.ndarray) -> dict[str, float]:
+        if len(self.keys) != z.shape[0]:
+            self.keys = [str(i) for i in range(z.shape[0])]
+        return dict(zip(self.keys, z.tolist()))
+
+    def proba(self, z: np.ndarray) -> float:
+        proba = self.model.predict_proba_one(self._dict(z))
+        return float(proba.get(1, proba.get(True, 0.0))) if proba else 0.0
+
+    def learn(self, z: np.ndarray, y: int, w: float) -> None:
+        x = self._dict(z)
+        if self.takes_weight:
+            self.model.learn_one(x, y, w=w)
+            return
+        for _ in range(int(self.rng.poisson(w))):
+            self.model.learn_one(x, y)
 
 
 def _logreg(s: ModelSettings) -> Learner:
     # Features arrive standardised over the whole stream by FeatureSpace: that is the
     # StandardScaler step, done where undersampling cannot bias it.
-    return river.linear_model.LogisticRegression(optimizer=river.optim.SGD(s.learning_rate))
+    return LogisticRegression(s.learning_rate)
 
 
 def _hoeffding(s: ModelSettings) -> Learner:
-    return river.tree.HoeffdingTreeClassifier(grace_period=s.grace_period, max_share_to_split=1.0)
-
-
-def _hat(s: ModelSettings) -> Learner:
-    return river.tree.HoeffdingAdaptiveTreeClassifier(
-        grace_period=s.grace_period, max_share_to_split=1.0, seed=s.seed
-    )
-
-
-def _arf(s: ModelSettings) -> Learner:
-    return river.forest.ARFClassifier(
-        n_models=s.ensemble_size, grace_period=s.grace_period, max_share_to_split=1.0, seed=s.seed
-    )
+    return HoeffdingForest(1, s.grace_period, max_leaves=s.max_leaves, bagging=False, seed=s.seed)
 
 
 def _bagging(s: ModelSettings) -> Learner:
-    return river.ensemble.BaggingClassifier(_hoeffding(s), n_models=s.ensemble_size, seed=s.seed)
+    return HoeffdingForest(s.ensemble_size, s.grace_period, max_leaves=s.max_leaves, subspace=s.subspace, seed=s.seed)
 
 
-# kind -> (factory, learn_one takes a weight `w`)
-LEARNERS: dict[str, tuple[Callable[[ModelSettings], Learner], bool]] = {
-    "logreg": (_logreg, True),
-    "hoeffding": (_hoeffding, True),
-    "hat": (_hat, True),
-    "arf": (_arf, False),
-    "bagging": (_bagging, True),
+def _hat(s: ModelSettings) -> Learner:
+    model = river.tree.HoeffdingAdaptiveTreeClassifier(grace_period=s.grace_period, max_share_to_split=1.0, seed=s.seed)
+    return RiverLearner(model, takes_weight=True, seed=s.seed)
+
+
+def _arf(s: ModelSettings) -> Learner:
+    model = river.forest.ARFClassifier(
+        n_models=s.ensemble_size, grace_period=s.grace_period, max_share_to_split=1.0, seed=s.seed
+    )
+    return RiverLearner(model, takes_weight=False, seed=s.seed)
+
+
+# kind -> factory; logreg, hoeffding and bagging are compiled (stream.linear, stream.trees).
+LEARNERS: dict[str, Callable[[ModelSettings], Learner]] = {
+    "logreg": _logreg,
+    "hoeffding": _hoeffding,
+    "bagging": _bagging,
+    "hat": _hat,
+    "arf": _arf,
 }
 
 
@@ -92,12 +126,11 @@ class OnlineModel:
 
     def __init__(self, settings: ModelSettings) -> None:
         self.settings = settings
-        self.factory, self.takes_weight = LEARNERS[settings.kind]
+        self.factory = LEARNERS[settings.kind]
         self.learner = self.factory(settings)
         self.background: Challenger | None = None
         self.version = 1
         self.drifts: dict[str, int] = {"positive": 0, "negative": 0}
-        self.rng = np.random.default_rng(settings.seed)
         self.drift_monitors, self.warning_monitors = self._monitors()
         self.cooldown = settings.drift_cooldown
 
@@ -111,29 +144,21 @@ class OnlineModel:
             warn = [ClassErrorMonitor(make_detector(s.drift, s.warning_delta, s.seed)) for _ in (0, 1)]
         return drift, warn
 
-    def score(self, x: dict[str, float]) -> float:
+    def score(self, z: np.ndarray) -> float:
         """Probability of the positive class."""
-        proba = self.learner.predict_proba_one(x)
-        return float(proba.get(1, proba.get(True, 0.0))) if proba else 0.0
+        return self.learner.proba(z)
 
-    def learn(self, x: dict[str, float], y: int, w: float) -> None:
-        self._learn(self.learner, x, y, w)
+    def learn(self, z: np.ndarray, y: int, w: float) -> None:
+        self.learner.learn(z, y, w)
         if self.background is not None:
-            self._learn(self.background.learner, x, y, w)
+            self.background.learner.learn(z, y, w)
 
-    def _learn(self, learner: Learner, x: dict[str, float], y: int, w: float) -> None:
-        if self.takes_weight:
-            learner.learn_one(x, y, w=w)
-            return
-        for _ in range(int(self.rng.poisson(w))):
-            learner.learn_one(x, y)
-
-    def observe(self, x: dict[str, float], y: int, p: float) -> bool:
+    def observe(self, z: np.ndarray, y: int, p: float) -> bool:
         """Feed the prequential error of a labelled event; True when the model was swapped."""
         if not self.drift_monitors:
             return False
         if self.background is not None:
-            self.background.compare(y, p, self.background.score(x))
+            self.background.compare(y, p, self.background.learner.proba(z))
         if self.cooldown > 0:  # a young model's falling error is learning, not a concept change
             self.cooldown -= 1
             return False
@@ -190,10 +215,6 @@ class Challenger:
         self.labels = np.zeros(capacity, dtype=np.int64)
         self.positives = 0
         self._verdict = False
-
-    def score(self, x: dict[str, float]) -> float:
-        proba = self.learner.predict_proba_one(x)
-        return float(proba.get(1, proba.get(True, 0.0))) if proba else 0.0
 
     def compare(self, y: int, p_served: float, p_background: float) -> None:
         i = self.age % self.labels.shape[0]

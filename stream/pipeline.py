@@ -63,9 +63,8 @@ class Pipeline:
         self.last_ts = max(self.last_ts, ts)
         if self.sampler is None:
             self.sampler = VQSampler(self.settings.sampler, z.shape[0], self.settings.model.seed)
-        x = self.features.as_dict(z)
-        p, candidates = self.model.score(x)
-        anomaly = self.anomaly.score(x, z, self.sampler)
+        p, candidates = self.model.score(z)
+        anomaly = self.anomaly.score(z, self.sampler)
         alert = p > self.threshold.value
         scored = Scored(event.id, ts, p, anomaly, alert, self.threshold.value, self.model.version)
         if started:
@@ -74,12 +73,12 @@ class Pipeline:
         self.counts["scored"] += 1
         self.counts["alerts"] += alert
         if event.y != 1:
-            self.anomaly.learn(x)
+            self.anomaly.learn(z)
         if event.y is None:
             self._expired(self.labels.hold(Pending(event.id, ts, z, p, alert, candidates)))
         else:
             self._expired(self.labels.expire(ts))
-            self._learn(Pending(event.id, ts, z, p, alert, candidates), x, event.y)
+            self._learn(Pending(event.id, ts, z, p, alert, candidates), event.y)
         return scored
 
     def learn_label(self, label: Label) -> None:
@@ -87,17 +86,17 @@ class Pipeline:
         pending = self.labels.join(label.id)
         if pending is None:
             raise BadRecord("unknown_label_id", f"no pending event with id {label.id!r}")
-        self._learn(pending, self.features.as_dict(pending.z), label.y)
+        self._learn(pending, label.y)
 
     def _expired(self, gone: list[Pending]) -> None:
         for entry in gone:
             if self.settings.labels.timeout_as_negative:
                 self.counts["expired_as_negative"] += 1
-                self._learn(entry, self.features.as_dict(entry.z), 0)
+                self._learn(entry, 0)
             else:
                 self.counts["expired_dropped"] += 1
 
-    def _learn(self, event: Pending, x: dict[str, float], y: int) -> None:
+    def _learn(self, event: Pending, y: int) -> None:
         # Prequential: the scores were served before this label was known.
         started = time.perf_counter() if self.counts["labelled"] % LATENCY_EVERY == 0 else 0.0
         p, z = event.score, event.z
@@ -107,7 +106,7 @@ class Pipeline:
         self.labels_by_class[y] += 1
         self.history.maybe_record(self)
         assert self.sampler is not None
-        if self.model.observe(x, y, event.candidates):
+        if self.model.observe(z, y, event.candidates):
             self.history.drift(self.counts["scored"], self.model.version)
         if self.model.drifted:
             self.sampler.on_drift()
@@ -115,7 +114,7 @@ class Pipeline:
         if w == 0.0:
             return
         self.weights.observe(y, w)
-        self.model.learn(x, y, w * self.weights.weight(y))
+        self.model.learn(z, y, w * self.weights.weight(y))
         self.counts["learned"] += 1
         if started:
             self._sample("learn", started)

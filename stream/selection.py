@@ -70,21 +70,21 @@ class ModelSet:
         self.drifted = False  # the champion confirmed a drift at the last observe()
         self._share_credit = 0.0
 
-    def score(self, x: dict[str, float]) -> tuple[float, np.ndarray]:
+    def score(self, z: np.ndarray) -> tuple[float, np.ndarray]:
         """The served probability and every candidate's."""
-        scores = np.array([c.score(x) for c in self.candidates])
+        scores = np.array([c.score(z) for c in self.candidates])
         if self.selection.mode == "blend" and len(scores) > 1:
             weights = np.nan_to_num(self.quality, nan=0.0)
             if weights.sum() > 0:
                 return float(weights @ scores / weights.sum()), scores
         return float(scores[self.champion]), scores
 
-    def observe(self, x: dict[str, float], y: int, scores: np.ndarray) -> bool:
+    def observe(self, z: np.ndarray, y: int, scores: np.ndarray) -> bool:
         """Feed the candidates' prequential scores of a labelled event; True if the served model changed."""
         self.labelled += 1
         changed = self.drifted = False
         for i, candidate in enumerate(self.candidates):
-            if candidate.observe(x, y, float(scores[i])):
+            if candidate.observe(z, y, float(scores[i])):
                 self._reopen()
                 if i == self.champion:  # the served model changed; the sampler should follow it
                     changed = self.drifted = True
@@ -129,7 +129,7 @@ class ModelSet:
         self.champion, self.switches, self.positives_since_change, self.lead = best, self.switches + 1, 0, 0
         return self.selection.mode == "champion"
 
-    def learn(self, x: dict[str, float], y: int, w: float) -> None:
+    def learn(self, z: np.ndarray, y: int, w: float) -> None:
         """The champion learns every kept event; challengers a ``challenger_share`` of the majority."""
         share = self.selection.challenger_share
         self._share_credit += share
@@ -138,9 +138,9 @@ class ModelSet:
             self._share_credit -= 1.0
         for i, candidate in enumerate(self.candidates):
             if i == self.champion:
-                candidate.learn(x, y, w)
+                candidate.learn(z, y, w)
             elif challengers_learn:
-                candidate.learn(x, y, w if y == 1 else w / share)
+                candidate.learn(z, y, w if y == 1 else w / share)
 
     @property
     def drifts(self) -> dict[str, int]:

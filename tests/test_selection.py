@@ -24,12 +24,11 @@ def stream(n: int, seed: int, tree_from: int | None) -> tuple[np.ndarray, np.nda
 def run(models: ModelSet, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
     served, each, champions = [], [], []
     for row, label in zip(x, y):
-        features = {f"f{j}": float(v) for j, v in enumerate(row)}
-        p, scores = models.score(features)
+        p, scores = models.score(row)
         served.append(p)
         each.append(scores)
-        models.observe(features, int(label), scores)
-        models.learn(features, int(label), 5.0 if label else 1.0)
+        models.observe(row, int(label), scores)
+        models.learn(row, int(label), 5.0 if label else 1.0)
         champions.append(models.champion)
     return np.array(served), np.array(each), champions
 

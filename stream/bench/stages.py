@@ -26,7 +26,7 @@ from stream.selection import ModelSet
 # stage -> the (class, method) pairs that make it up
 STAGES: dict[str, list[tuple[type, str]]] = {
     "decode": [(Decoder, "decode")],
-    "vectorise": [(FeatureSpace, "vector"), (FeatureSpace, "as_dict")],
+    "vectorise": [(FeatureSpace, "vector")],
     "score (model)": [(ModelSet, "score")],
     "anomaly (score + learn)": [(AnomalyScorer, "score"), (AnomalyScorer, "learn")],
     "sample": [(VQSampler, "weight")],

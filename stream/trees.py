@@ -1,0 +1,349 @@
+"""Hoeffding trees and an online-bagged forest of them, compiled: the default fraud model.
+
+The algorithm is river's ``HoeffdingTreeClassifier`` (VFDT: per leaf, one Gaussian per class and
+numeric feature; every ``grace_period`` of weight, ten candidate thresholds per feature are rated by
+information gain and the best split is taken once the Hoeffding bound separates it from the
+runner-up; leaves predict naive-Bayes-adaptively) inside Oza's online bagging (each tree learns an
+event Poisson(1) times) - the model family river's ``BaggingClassifier`` builds. Here the trees live
+in preallocated numpy arrays and scoring and learning are numba kernels, so an event costs no Python
+objects, and memory is bounded: a tree stops splitting at ``max_leaves`` (its leaves keep learning).
+
+Optional random subspaces (ARF's source of diversity): each new leaf considers a seeded random
+subset of the features, drawn from a hash of (seed, tree, leaf) so a resumed run draws the same.
+
+Layout, for T trees, M = 2 * capacity nodes, L = capacity leaves, D features:
+
+- ``nodes[T, M, 3]``: split feature (-1 at a leaf), left child (right = left + 1), leaf slot;
+- ``thresholds[T, M]``: ``x[feature] <= threshold`` goes left;
+- ``leaves[T, L, 5]``: class-0 weight, class-1 weight, weight at the last split attempt, weight the
+  majority-class rule got right, weight naive Bayes got right;
+- ``gauss[T, L, 2, D, 5]``: per class and feature, weight, mean, M2, min, max;
+- ``masks[T, L, D]``: 1 where the leaf uses the feature;
+- ``sizes[T, 2]``: nodes and leaves in use.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+F, LEFT, SLOT = 0, 1, 2  # nodes[..., :]
+C0, C1, LAST, MC_OK, NB_OK = 0, 1, 2, 3, 4  # leaves[..., :]
+GW, GMEAN, GM2, GMIN, GMAX = 0, 1, 2, 3, 4  # gauss[..., :]
+N_SPLITS = 10  # candidate thresholds per feature, evenly spaced in the observed range (river's)
+MIN_BRANCH_FRACTION = 0.01  # a split must send at least this share of the weight to two branches
+_HALF_LOG_TAU = 0.5 * math.log(2.0 * math.pi)
+
+
+@njit(cache=True)
+def find_leaf(nodes: np.ndarray, thresholds: np.ndarray, t: int, z: np.ndarray) -> int:
+    node = 0
+    while nodes[t, node, F] >= 0:
+        left = nodes[t, node, LEFT]
+        node = left if z[nodes[t, node, F]] <= thresholds[t, node] else left + 1
+    return node
+
+
+@njit(cache=True)
+def _variance(g: np.ndarray) -> float:
+    return g[GM2] / (g[GW] - 1.0) if g[GW] > 1.0 else 0.0
+
+
+@njit(cache=True)
+def naive_bayes_p1(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: int, s: int, z: np.ndarray) -> float:
+    """P(class 1) by naive Bayes on the leaf's Gaussians (a degenerate Gaussian abstains, as in river)."""
+    c0, c1 = leaves[t, s, C0], leaves[t, s, C1]
+    if c1 <= 0.0:
+        return 0.0
+    if c0 <= 0.0:
+        return 1.0
+    total = c0 + c1
+    votes = np.array([math.log(c0 / total), math.log(c1 / total)])
+    for c in range(2):
+        for d in range(z.shape[0]):
+            if masks[t, s, d] == 0:
+                continue
+            var = _variance(gauss[t, s, c, d])
+            if var > 0.0:
+                diff = z[d] - gauss[t, s, c, d, GMEAN]
+                votes[c] += diff * diff / (-2.0 * var) - _HALF_LOG_TAU - 0.5 * math.log(var)
+    return 1.0 / (1.0 + math.exp(min(votes[0] - votes[1], 700.0)))
+
+
+@njit(cache=True)
+def leaf_p1(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: int, s: int, z: np.ndarray) -> float:
+    """The leaf's P(class 1): naive Bayes while it has been at least as right as the class counts."""
+    total = leaves[t, s, C0] + leaves[t, s, C1]
+    if total <= 0.0:
+        return -1.0  # no opinion yet
+    if leaves[t, s, NB_OK] >= leaves[t, s, MC_OK]:
+        return naive_bayes_p1(leaves, gauss, masks, t, s, z)
+    return float(leaves[t, s, C1] / total)
+
+
+@njit(cache=True)
+def forest_p1(
+    nodes: np.ndarray, thresholds: np.ndarray, leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, z: np.ndarray
+) -> float:
+    """Mean P(class 1) of the trees that have an opinion (0 before any has)."""
+    total, voters = 0.0, 0
+    for t in range(nodes.shape[0]):
+        p = leaf_p1(leaves, gauss, masks, t, nodes[t, find_leaf(nodes, thresholds, t, z), SLOT], z)
+        if p >= 0.0:
+            total += p
+            voters += 1
+    return total / voters if voters else 0.0
+
+
+@njit(cache=True)
+def _entropy(a: float, b: float) -> float:
+    total = a + b
+    h = 0.0
+    for v in (a, b):
+        if v > 0.0:
+            h -= v / total * math.log2(v / total)
+    return h
+
+
+@njit(cache=True)
+def _weight_below(g: np.ndarray, cut: float) -> float:
+    """Weight of this class's Gaussian at or below ``cut``."""
+    if g[GW] <= 0.0 or cut < g[GMIN]:
+        return 0.0
+    if cut >= g[GMAX]:
+        return float(g[GW])
+    sd = math.sqrt(_variance(g))
+    if sd <= 0.0:
+        return g[GW] if cut >= g[GMEAN] else 0.0
+    return float(g[GW]) * 0.5 * (1.0 + math.erf((cut - g[GMEAN]) / (sd * math.sqrt(2.0))))
+
+
+@njit(cache=True)
+def _gain(parent: float, l0: float, l1: float, r0: float, r1: float) -> float:
+    total = l0 + l1 + r0 + r1
+    if total <= 0.0 or min(l0 + l1, r0 + r1) <= MIN_BRANCH_FRACTION * total:
+        return -np.inf
+    return parent - ((l0 + l1) * _entropy(l0, l1) + (r0 + r1) * _entropy(r0, r1)) / total
+
+
+@njit(cache=True)
+def best_split(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: int, s: int) -> tuple[int, float, float, float, np.ndarray]:
+    """(feature, threshold, best gain, runner-up gain, [l0, l1, r0, r1]) of the leaf; feature -1: none."""
+    parent = _entropy(leaves[t, s, C0], leaves[t, s, C1])
+    best_f, best_cut, best, second = -1, 0.0, -np.inf, -np.inf
+    dists = np.zeros(4)
+    for d in range(gauss.shape[3]):
+        if masks[t, s, d] == 0:
+            continue
+        lo, hi = np.inf, -np.inf
+        for c in range(2):
+            if gauss[t, s, c, d, GW] > 0.0:
+                lo, hi = min(lo, gauss[t, s, c, d, GMIN]), max(hi, gauss[t, s, c, d, GMAX])
+        feature_best, feature_cut = -np.inf, 0.0
+        l0 = l1 = 0.0
+        for i in range(1, N_SPLITS + 1):
+            cut = lo + (hi - lo) * i / (N_SPLITS + 1.0)
+            if not lo < cut < hi:
+                continue
+            a, b = _weight_below(gauss[t, s, 0, d], cut), _weight_below(gauss[t, s, 1, d], cut)
+            gain = _gain(parent, a, b, gauss[t, s, 0, d, GW] - a, gauss[t, s, 1, d, GW] - b)
+            if gain > feature_best:
+                feature_best, feature_cut, l0, l1 = gain, cut, a, b
+        if feature_best > best:
+            second, best, best_f, best_cut = best, feature_best, d, feature_cut
+            dists[0], dists[1] = l0, l1
+            dists[2], dists[3] = gauss[t, s, 0, d, GW] - l0, gauss[t, s, 1, d, GW] - l1
+        elif feature_best > second:
+            second = feature_best
+    return best_f, best_cut, best, second, dists
+
+
+@njit(cache=True)
+def _mix(a: int, b: int) -> int:
+    """A 32-bit hash of two integers (seeds the subspace of a new leaf)."""
+    h = (a * 0x9E3779B1 + b * 0x85EBCA77 + 0x165667B1) & 0xFFFFFFFF
+    h ^= h >> 15
+    h = (h * 0x2C1B3C6D) & 0xFFFFFFFF
+    h ^= h >> 12
+    h = (h * 0x297A2D39) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
+@njit(cache=True)
+def init_leaf(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: int, s: int, c0: float, c1: float, subspace: int, seed: int) -> None:
+    """An empty leaf that starts from the class weights its parent's split sent it."""
+    leaves[t, s, C0], leaves[t, s, C1], leaves[t, s, LAST] = c0, c1, c0 + c1
+    leaves[t, s, MC_OK] = leaves[t, s, NB_OK] = 0.0
+    gauss[t, s, :, :, :3] = 0.0
+    gauss[t, s, :, :, GMIN] = np.inf
+    gauss[t, s, :, :, GMAX] = -np.inf
+    dim = masks.shape[2]
+    if subspace >= dim:
+        masks[t, s, :] = 1
+        return
+    masks[t, s, :] = 0
+    h = _mix(seed * 7919 + t, s * 104729 + int(leaves[t, s, LAST]))
+    chosen = 0
+    while chosen < subspace:  # a seeded draw without replacement
+        h = _mix(h, chosen)
+        d = h % dim
+        if masks[t, s, d] == 0:
+            masks[t, s, d] = 1
+            chosen += 1
+
+
+@njit(cache=True)
+def _observe(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: int, s: int, z: np.ndarray, y: int, w: float) -> None:
+    """Fold one event into the leaf: naive-Bayes-adaptive bookkeeping, class weight, Gaussians."""
+    c0, c1 = leaves[t, s, C0], leaves[t, s, C1]
+    majority = 1 if c1 > c0 else 0
+    if c0 + c1 <= 0.0 or majority == y:
+        leaves[t, s, MC_OK] += w
+    if c0 + c1 > 0.0 and (naive_bayes_p1(leaves, gauss, masks, t, s, z) > 0.5) == (y == 1):
+        leaves[t, s, NB_OK] += w
+    leaves[t, s, C0 + y] += w
+    for d in range(z.shape[0]):
+        if masks[t, s, d] == 0:
+            continue
+        g = gauss[t, s, y, d]
+        g[GW] += w
+        delta = z[d] - g[GMEAN]
+        g[GMEAN] += w * delta / g[GW]
+        g[GM2] += w * delta * (z[d] - g[GMEAN])
+        g[GMIN], g[GMAX] = min(g[GMIN], z[d]), max(g[GMAX], z[d])
+
+
+@njit(cache=True)
+def _try_split(
+    nodes: np.ndarray, thresholds: np.ndarray, leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray,
+    sizes: np.ndarray, t: int, node: int, params: np.ndarray, subspace: int, seed: int,
+) -> None:  # fmt: skip
+    s = nodes[t, node, SLOT]
+    c0, c1 = leaves[t, s, C0], leaves[t, s, C1]
+    leaves[t, s, LAST] = c0 + c1
+    if c0 <= 0.0 or c1 <= 0.0 or sizes[t, 1] >= leaves.shape[1]:
+        return  # a pure leaf has nothing to gain; a full tree stops growing
+    feature, cut, best, second, dists = best_split(leaves, gauss, masks, t, s)
+    if feature < 0 or not best > 0.0:
+        return
+    delta, tau = params[1], params[2]
+    bound = math.sqrt(math.log(1.0 / delta) / (2.0 * (c0 + c1)))  # merit range log2(2 classes) = 1
+    if not (best - second > bound or bound < tau):
+        return
+    left, right_slot = sizes[t, 0], sizes[t, 1]
+    nodes[t, node, F], nodes[t, node, LEFT], nodes[t, node, SLOT] = feature, left, -1
+    thresholds[t, node] = cut
+    for child, slot in ((left, s), (left + 1, right_slot)):
+        nodes[t, child, F], nodes[t, child, LEFT], nodes[t, child, SLOT] = -1, -1, slot
+    init_leaf(leaves, gauss, masks, t, s, dists[0], dists[1], subspace, seed)
+    init_leaf(leaves, gauss, masks, t, right_slot, dists[2], dists[3], subspace, seed)
+    sizes[t, 0] += 2
+    sizes[t, 1] += 1
+
+
+@njit(cache=True)
+def forest_learn(
+    nodes: np.ndarray, thresholds: np.ndarray, leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray,
+    sizes: np.ndarray, z: np.ndarray, y: int, weights: np.ndarray, params: np.ndarray, subspace: int, seed: int,
+) -> int:  # fmt: skip
+    """Tree ``t`` learns ``(z, y)`` with weight ``weights[t]`` (0: skips it); params: grace, delta, tau.
+
+    Returns the most leaves any tree has, so the caller can make room before the next event.
+    """
+    most = 0
+    for t in range(nodes.shape[0]):
+        if weights[t] <= 0.0:
+            continue
+        node = find_leaf(nodes, thresholds, t, z)
+        s = nodes[t, node, SLOT]
+        _observe(leaves, gauss, masks, t, s, z, y, weights[t])
+        if leaves[t, s, C0] + leaves[t, s, C1] - leaves[t, s, LAST] >= params[0]:
+            _try_split(nodes, thresholds, leaves, gauss, masks, sizes, t, node, params, subspace, seed)
+        most = max(most, sizes[t, 1])
+    return most
+
+
+class HoeffdingForest:
+    """``n_trees`` Hoeffding trees; with ``bagging`` each learns an event Poisson(1) times.
+
+    ``proba(z)`` / ``learn(z, y, w)`` take the standardised vector; river's ``predict_proba_one`` /
+    ``learn_one`` are there too (feature order = the dict's), so river's own tools can run it.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> forest = HoeffdingForest(n_trees=3, grace_period=50, seed=1)
+    >>> for _ in range(2000):
+    ...     z = rng.normal(size=2)
+    ...     forest.learn(z, int(z[0] > 0.5), 1.0)
+    >>> forest.proba(np.array([2.0, 0.0])) > 0.9 > 0.1 > forest.proba(np.array([-2.0, 0.0]))
+    True
+    """
+
+    FIRST_CAPACITY = 16  # leaves per tree before the arrays first grow
+
+    def __init__(
+        self, n_trees: int, grace_period: int, *, delta: float = 1e-7, tau: float = 0.05,
+        max_leaves: int = 1024, subspace: int = 0, bagging: bool = True, seed: int = 0,
+    ) -> None:  # fmt: skip
+        self.n_trees = n_trees
+        self.params = np.array([float(grace_period), delta, tau])
+        self.max_leaves = max_leaves
+        self.subspace = subspace  # features a leaf considers; 0: all
+        self.bagging = bagging
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.dim = 0  # set by the first event
+        self.capacity = 0
+        self.nodes = np.zeros((0, 0, 3), dtype=np.int64)
+
+    def proba(self, z: np.ndarray) -> float:
+        if not self.dim:
+            return 0.0
+        return forest_p1(self.nodes, self.thresholds, self.leaves, self.gauss, self.masks, z)
+
+    def learn(self, z: np.ndarray, y: int, w: float) -> None:
+        if not self.dim:
+            self._allocate(z.shape[0])
+        weights = w * self.rng.poisson(1.0, self.n_trees) if self.bagging else np.full(self.n_trees, w)
+        most = forest_learn(
+            self.nodes, self.thresholds, self.leaves, self.gauss, self.masks, self.sizes, z, int(y), weights,
+            self.params, self.subspace if 0 < self.subspace < self.dim else self.dim, self.seed,
+        )  # fmt: skip
+        if most >= self.capacity and self.capacity < self.max_leaves:
+            self._grow(min(2 * self.capacity, self.max_leaves))
+
+    def predict_proba_one(self, x: dict[str, float]) -> dict[int, float]:
+        p = self.proba(np.fromiter(x.values(), dtype=np.float64, count=len(x)))
+        return {0: 1.0 - p, 1: p}
+
+    def learn_one(self, x: dict[str, float], y: int, w: float = 1.0) -> None:
+        self.learn(np.fromiter(x.values(), dtype=np.float64, count=len(x)), int(y), w)
+
+    @property
+    def n_leaves(self) -> int:
+        return int(self.sizes[:, 1].sum()) if self.dim else 0
+
+    def _allocate(self, dim: int) -> None:
+        t, self.dim, self.capacity = self.n_trees, dim, min(self.FIRST_CAPACITY, self.max_leaves)
+        self.nodes = np.full((t, 2 * self.capacity, 3), -1, dtype=np.int64)
+        self.thresholds = np.zeros((t, 2 * self.capacity))
+        self.leaves = np.zeros((t, self.capacity, 5))
+        self.gauss = np.zeros((t, self.capacity, 2, dim, 5))
+        self.masks = np.zeros((t, self.capacity, dim), dtype=np.uint8)
+        self.sizes = np.ones((t, 2), dtype=np.int64)  # the root: one node, one leaf
+        self.nodes[:, 0, SLOT] = 0
+        subspace = self.subspace if 0 < self.subspace < dim else dim
+        for tree in range(t):
+            init_leaf(self.leaves, self.gauss, self.masks, tree, 0, 0.0, 0.0, subspace, self.seed)
+
+    def _grow(self, capacity: int) -> None:
+        """Room for ``capacity`` leaves per tree (arrays grow by doubling, never past max_leaves)."""
+        extra = capacity - self.capacity
+        self.nodes = np.concatenate([self.nodes, np.full((self.n_trees, 2 * extra, 3), -1, dtype=np.int64)], axis=1)
+        self.thresholds = np.pad(self.thresholds, ((0, 0), (0, 2 * extra)))
+        self.leaves = np.pad(self.leaves, ((0, 0), (0, extra), (0, 0)))
+        self.gauss = np.pad(self.gauss, ((0, 0), (0, extra), (0, 0), (0, 0), (0, 0)))
+        self.masks = np.pad(self.masks, ((0, 0), (0, extra), (0, 0)))
+        self.capacity = capacity
