@@ -3,9 +3,9 @@
 No learner wins everywhere on imbalanced streams (linear fraud data favours a scaled logistic
 regression, non-linear concepts favour tree ensembles, and a drift can flip the order), so the
 choice is made from the stream, prequentially: every candidate scores every event before any label
-is known, and its scores join a sliding window of labelled events. When a positive arrives the
-candidates are ranked on the window (PR-AUC by default). A challenger takes over only when it beats
-the champion by ``margin`` at ``patience`` consecutive rankings, with at least ``min_positives``
+is known, and its scores join a sliding window of labelled events. At every ``rank_every``-th
+positive the candidates are ranked on the window (PR-AUC by default). A challenger takes over only
+when it beats the champion by ``margin`` at every ranking over ``patience`` positives, with at least ``min_positives``
 positives seen since the last change (hysteresis: no flapping — every change also changes the
 score's calibration, which costs ranking quality across the change). A drift confirmed in any candidate re-opens the contest: the windows
 restart so the new regime decides. With one candidate this is just that model.
@@ -91,7 +91,8 @@ class ModelSet:
         self._remember(y, scores)
         if y == 1:
             self.positives_since_change += 1
-            changed |= self._contest()
+            if self.positives_since_change % self.selection.rank_every == 0:
+                changed |= self._contest()
         if changed:
             self.version += 1
         return changed
@@ -116,7 +117,8 @@ class ModelSet:
         if best == self.champion or not self.quality[best] > self.quality[self.champion] + self.selection.margin:
             self.leader, self.lead = self.champion, 0
             return False
-        self.lead = self.lead + 1 if best == self.leader else 1
+        step = self.selection.rank_every  # the lead is counted in positives
+        self.lead = self.lead + step if best == self.leader else step
         self.leader = best
         if self.lead < self.selection.patience:  # a lead must hold, not just appear once
             return False
