@@ -109,8 +109,8 @@ class HalfSpaceTrees:
         if self.first_window:
             return 0.0
         squash(z, self.u)
-        mass: float = hst_mass(self.features, self.cuts, self.r_mass, self.u, 0.1 * self.window)
-        most = self.n_trees * self.window * (2 ** (self.height + 1) - 1)
+        mass = hst_mass(self.features, self.cuts, self.r_mass, self.u, 0.1 * self.window)
+        most = self.n_trees * self.window * ((1 << (self.height + 1)) - 1)
         return 1.0 - mass / most
 
     def learn(self, z: np.ndarray) -> None:
