@@ -1,0 +1,118 @@
+"""The compiled Hoeffding trees: the split kernel against a plain reference, river parity, bounds."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import numpy as np
+import river.tree
+
+from stream.quality import average_precision
+from stream.trees import GMAX, GMIN, GW, HoeffdingForest, best_split
+
+
+def corner_stream(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """About 5% positives in a corner of two of four features (a box: two axis cuts)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 4))
+    y = (z[:, 0] > 0.9) & (z[:, 1] > 0.5)
+    return z, y.astype(np.int64)
+
+
+def reference_gain(gauss: np.ndarray, classes: np.ndarray, d: int, cut: float) -> float:
+    """Information gain of ``x[d] <= cut`` from the leaf's Gaussians, written out plainly."""
+
+    def below(c: int) -> float:
+        w, mean, m2, lo, hi = gauss[c, d]
+        if w <= 0 or cut < lo:
+            return 0.0
+        if cut >= hi:
+            return float(w)
+        sd = math.sqrt(m2 / (w - 1)) if w > 1 else 0.0
+        return float(w) * 0.5 * (1 + math.erf((cut - mean) / (sd * math.sqrt(2)))) if sd else float(w) * (cut >= mean)
+
+    def entropy(a: float, b: float) -> float:
+        return -sum(v / (a + b) * math.log2(v / (a + b)) for v in (a, b) if v > 0)
+
+    left = [below(0), below(1)]
+    right = [gauss[0, d, GW] - left[0], gauss[1, d, GW] - left[1]]
+    total = sum(left) + sum(right)
+    if min(sum(left), sum(right)) <= 0.01 * total:
+        return -math.inf
+    children = (sum(left) * entropy(*left) + sum(right) * entropy(*right)) / total
+    return entropy(*classes) - children
+
+
+def test_best_split_matches_the_reference() -> None:
+    z, y = corner_stream(3_000, seed=1)
+    forest = HoeffdingForest(1, grace_period=10**9, bagging=False)  # one leaf that never splits
+    for row, label in zip(z, y):
+        forest.learn(row, int(label), 1.0)
+    leaf = forest.gauss[0, 0]
+    feature, cut, best, second, _ = best_split(forest.leaves, forest.gauss, forest.masks, 0, 0)
+    gains = []
+    for d in range(z.shape[1]):
+        lo, hi = min(leaf[:, d, GMIN]), max(leaf[:, d, GMAX])
+        cuts = [lo + (hi - lo) * i / 11 for i in range(1, 11)]
+        gains.append(max((reference_gain(leaf, forest.leaves[0, 0, :2], d, c), c) for c in cuts))
+    order = sorted(range(len(gains)), key=lambda d: -gains[d][0])
+    assert feature == order[0] and math.isclose(cut, gains[order[0]][1])
+    assert math.isclose(best, gains[order[0]][0], rel_tol=1e-9)
+    assert math.isclose(second, gains[order[1]][0], rel_tol=1e-9)
+
+
+def prequential(model: HoeffdingForest | river.tree.HoeffdingTreeClassifier, z: np.ndarray, y: np.ndarray) -> float:
+    scores = []
+    for row, label in zip(z, y):
+        x = {f"f{i}": float(v) for i, v in enumerate(row)}
+        scores.append(model.predict_proba_one(x).get(1, 0.0))
+        model.learn_one(x, int(label))
+    return average_precision(np.array(scores), y)
+
+
+def test_one_tree_ranks_as_rivers_hoeffding_tree_does() -> None:
+    z, y = corner_stream(6_000, seed=2)
+    ours = prequential(HoeffdingForest(1, grace_period=100, bagging=False), z, y)
+    theirs = prequential(river.tree.HoeffdingTreeClassifier(grace_period=100, max_share_to_split=1.0), z, y)
+    assert ours > 0.8 and abs(ours - theirs) < 0.01  # the same algorithm (equal here to 1e-9)
+
+
+def test_a_forest_beats_one_tree_on_average() -> None:
+    gains = []
+    for seed in (2, 3, 4):
+        z, y = corner_stream(6_000, seed=seed)
+        one = prequential(HoeffdingForest(1, grace_period=100, bagging=False), z, y)
+        gains.append(prequential(HoeffdingForest(10, grace_period=100, seed=seed), z, y) - one)
+    assert np.mean(gains) > 0.0
+
+
+def test_trees_stop_growing_at_max_leaves_and_memory_stays_bounded() -> None:
+    z, y = corner_stream(20_000, seed=4)
+    forest = HoeffdingForest(3, grace_period=20, max_leaves=8, seed=0)
+    for row, label in zip(z, y):
+        forest.learn(row, int(label), 1.0)
+    assert forest.sizes[:, 1].max() == 8  # grew to the bound and stopped
+    assert forest.leaves.shape[1] == 8 and forest.nodes.shape[1] == 16
+
+
+def test_a_pickled_forest_continues_exactly() -> None:
+    z, y = corner_stream(4_000, seed=5)
+    forest = HoeffdingForest(5, grace_period=50, subspace=2, seed=9)
+    for row, label in zip(z[:2_000], y[:2_000]):
+        forest.learn(row, int(label), 1.0)
+    copy = pickle.loads(pickle.dumps(forest))
+    for row, label in zip(z[2_000:], y[2_000:]):
+        assert forest.proba(row) == copy.proba(row)
+        forest.learn(row, int(label), 1.0)
+        copy.learn(row, int(label), 1.0)
+    assert forest.n_leaves == copy.n_leaves > 5
+
+
+def test_subspaces_hold_the_chosen_number_of_features() -> None:
+    z, y = corner_stream(4_000, seed=6)
+    forest = HoeffdingForest(4, grace_period=30, subspace=2, seed=3)
+    for row, label in zip(z, y):
+        forest.learn(row, int(label), 1.0)
+    used = forest.masks[:, : forest.sizes[:, 1].min()].sum(axis=2)
+    assert (used == 2).all()
