@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--budget", type=float, default=0.01, help="alert budget for recall at the top")
 
     bench = commands.add_parser("bench", help="benchmarks against river (and MOA with the peers extra)")
-    bench.add_argument("what", choices=("quality", "compare", "speed", "kafka"))
-    bench.add_argument("--events", type=int, default=None, help="events per stream (quality: 100,000; others: 200,000)")
+    bench.add_argument("what", choices=("quality", "compare", "speed", "memory", "kafka"))
+    bench.add_argument("--events", type=int, default=None, help="events per stream (quality: 100,000; memory: 10,000,000; others: 200,000)")
     bench.add_argument("--seed", type=int, default=7)
     bench.add_argument("--profile", choices=("abrupt", "demo"), default="abrupt", help="compare: which stream")
     bench.add_argument("--streams", nargs="+", default=None, help="quality: names from the suite (default: all)")
@@ -213,6 +213,10 @@ def _bench(args: argparse.Namespace) -> int:
 
         return run(args.events or 100_000, args.seed, args.streams, args.stream_file, args.peers, args.out, args.ablations)
     events = args.events or 200_000
+    if args.what == "memory":
+        from stream.bench.memory import main as memory_main
+
+        return memory_main(args.events or 10_000_000, args.seed)
     if args.what == "kafka":
         from stream.bench.kafka import main as kafka_main
 

@@ -66,3 +66,13 @@ def test_a_small_run_writes_table_json_and_plot(tmp_path: Path, capsys: pytest.C
     assert all(not math.isnan(o["metrics"]["pr_auc"]) for o in data["outcomes"])
     assert "Mean rank" in (tmp_path / "quality.md").read_text()
     assert (tmp_path / "quality.png").stat().st_size > 10_000
+
+
+def test_memory_bench_reports_rss_at_every_chunk_and_at_the_end(capsys: pytest.CaptureFixture[str]) -> None:
+    from stream.bench.memory import main
+
+    assert main(25_000, 1, chunk=10_000) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| 1") or line.startswith("| 2")]
+    assert [int(r.split("|")[1].replace(",", "")) // 1000 for r in rows] == [10, 20, 25]
+    assert "RSS at 10," in out
