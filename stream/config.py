@@ -132,7 +132,7 @@ class SelectionSettings(_Section):
     margin: float = Field(0.02, ge=0, description="How much better a challenger must be to take over.")
     min_positives: int = Field(100, ge=1, description="Positives seen since the last change (or drift) before another.")
     patience: int = Field(
-        20, ge=1, description="Positives over which a challenger must lead by the margin at every ranking."
+        100, ge=1, description="Positives over which a challenger must lead by the margin at every ranking."
     )
     rank_every: int = Field(
         5, ge=1, description="Positives between rankings (each sorts the window once per candidate)."
