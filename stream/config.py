@@ -147,7 +147,7 @@ class SelectionSettings(_Section):
 
 class AnomalySettings(_Section):
     kind: Literal["hst", "codebook", "none"] = Field(
-        "hst", description="hst: river HalfSpaceTrees; codebook: distance to the majority codebook."
+        "hst", description="hst: Half-Space Trees (compiled); codebook: distance to the majority codebook."
     )
     trees: int = Field(10, ge=1, description="HalfSpaceTrees: number of trees.")
     height: int = Field(8, ge=1, description="HalfSpaceTrees: tree height.")
