@@ -22,6 +22,7 @@ from stream.linear import LogisticRegression
 from stream.quality import average_precision
 from stream.trees import HoeffdingForest
 
+
 class Learner(Protocol):
     """What the model set needs of a learner: P(class 1) of a standardised vector, a weighted step."""
 

@@ -62,7 +62,7 @@ def test_a_small_run_writes_table_json_and_plot(tmp_path: Path, capsys: pytest.C
     assert quality.run(3_000, 1, ["sea-abrupt-1:100"], [], ["river HT"], tmp_path) == 0
     data = orjson.loads((tmp_path / "quality.json").read_bytes())
     methods = {o["method"] for o in data["outcomes"]}
-    assert methods == {"skewstream (default)", "river HT"}
+    assert methods == {"skewstream (default)", "skewstream (threshold.mode = gmean)", "river HT"}
     assert all(not math.isnan(o["metrics"]["pr_auc"]) for o in data["outcomes"])
     assert "Mean rank" in (tmp_path / "quality.md").read_text()
     assert (tmp_path / "quality.png").stat().st_size > 10_000
@@ -76,3 +76,15 @@ def test_memory_bench_reports_rss_at_every_chunk_and_at_the_end(capsys: pytest.C
     rows = [line for line in out.splitlines() if line.startswith("| 1") or line.startswith("| 2")]
     assert [int(r.split("|")[1].replace(",", "")) // 1000 for r in rows] == [10, 20, 25]
     assert "RSS at 10," in out
+
+
+def test_a_second_skewstream_row_is_ranked_in_place_of_the_default_not_beside_it() -> None:
+    from stream.bench.quality import RANKED, Outcome, mean_ranks
+
+    def row(method: str, value: float) -> Outcome:
+        return Outcome("s", method, dict.fromkeys(RANKED, value))
+
+    ranks = mean_ranks([row("skewstream (default)", 0.5), row("skewstream (threshold.mode = gmean)", 0.9), row("peer", 0.7)])
+    assert ranks["peer"]["gmean"] == 1.0  # ranked against the default only: it beats it
+    assert ranks["skewstream (default)"]["gmean"] == 2.0
+    assert ranks["skewstream (threshold.mode = gmean)"]["gmean"] == 1.0  # against the peer alone

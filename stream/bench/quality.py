@@ -61,8 +61,13 @@ def _peer(peer: Peer) -> Scorer:
 
 
 def methods(peers: list[str] | None) -> dict[str, Scorer]:
-    """skewstream's default first, then every peer (MOA ones when capymoa is installed)."""
-    found: dict[str, Scorer] = {"skewstream (default)": skewstream_method()}
+    """skewstream's default and its G-mean decision rule, then every peer (MOA ones with capymoa)."""
+    # The default decides by the operator's alert budget; the G-mean rule is the same model deciding
+    # like the peers (a balanced cut), so G-mean and kappa can be read both ways.
+    found: dict[str, Scorer] = {
+        "skewstream (default)": skewstream_method(),
+        "skewstream (threshold.mode = gmean)": skewstream_method(threshold={"mode": "gmean"}),
+    }
     available = {**river_peers(), **(moa_peers() if capymoa_available() else {})}
     for name, peer in available.items():
         if peers is None or any(p.lower() in name.lower() for p in peers):
@@ -144,8 +149,23 @@ def score_metrics(stream: BenchStream, scores: np.ndarray, decisions: np.ndarray
     }
 
 
-def mean_ranks(outcomes: list[Outcome]) -> dict[str, dict[str, float]]:
-    """Per method and metric, the mean over streams of its rank (1 = best; ties share the mean rank)."""
+def mean_ranks(outcomes: list[Outcome], primary: str = "skewstream (default)") -> dict[str, dict[str, float]]:
+    """Per method and metric, the mean over streams of its rank (1 = best; ties share the mean rank).
+
+    Another skewstream row next to ``primary`` (the same model deciding another way) is ranked
+    against the peers alone, in ``primary``'s place: two rows of one system must not push the peers
+    down a rank each.
+    """
+    methods = {o.method for o in outcomes}
+    variants = {m for m in methods if m.startswith("skewstream") and m != primary} if primary in methods else set()
+    base = [o for o in outcomes if o.method not in variants]
+    ranks = _mean_ranks(base)
+    for variant in variants:
+        ranks[variant] = _mean_ranks([o for o in base if o.method != primary] + [o for o in outcomes if o.method == variant])[variant]
+    return ranks
+
+
+def _mean_ranks(outcomes: list[Outcome]) -> dict[str, dict[str, float]]:
     ranks: dict[str, dict[str, list[float]]] = {}
     for metric in RANKED:
         for stream in sorted({o.stream for o in outcomes}):
