@@ -55,6 +55,7 @@ def main(events: int, seed: int, chunk: int = CHUNK) -> int:
         if scored >= mark["next"] and (not rows or scored > rows[-1][0]):
             now = time.perf_counter()
             rows.append((scored, rss_mb(), (scored - mark["n"]) / (now - mark["t"])))
+            print(f"  {scored:,} events: RSS {rows[-1][1]:.0f} MB", flush=True)
             mark.update(next=mark["next"] + chunk, t=now, n=scored)
 
     with tempfile.TemporaryDirectory() as tmp:
