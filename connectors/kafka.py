@@ -88,7 +88,29 @@ class Outage:
             self.on_change(False)
 
 
+class _GilWaitFilter(logging.Filter):
+    """Drops kafka-python's "Task ... ran for 0.1s ... blocking the event loop" warning.
+
+    kafka-python 3 times each step of its IO thread and warns past 0.1 s. Beside a scoring loop that
+    keeps the GIL busy, every step waits for the GIL that long: a warning per second that says
+    nothing about the client (delivery and lag have their own metrics and log lines).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()  # kafka-python formats it before logging
+        return not (message.startswith("Task ") and "blocking the event loop" in message)
+
+
+_GIL_WAIT_FILTER = _GilWaitFilter()
+
+
+def quiet_gil_wait_warnings() -> None:
+    """Install :class:`_GilWaitFilter` (idempotent: always the same filter object)."""
+    logging.getLogger("kafka.net.selector").addFilter(_GIL_WAIT_FILTER)
+
+
 def _connect(what: str, k: KafkaSettings, make: Callable[[], Any]) -> Any:
+    quiet_gil_wait_warnings()
     # Our own quick check first: kafka-python would retry its bootstrap for 30 s before failing.
     if not reachable(k.bootstrap_servers, timeout=3.0):
         raise ConnectError(

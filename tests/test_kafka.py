@@ -102,3 +102,16 @@ def test_an_outage_is_reported_even_with_nothing_to_deliver(monkeypatch: pytest.
     producer.state = "up"
     out.flush()
     assert out.outage.since is None and out.outage.count == 1
+
+
+def test_the_gil_wait_warning_of_kafka_pythons_io_thread_is_dropped_and_others_kept(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from connectors.kafka import quiet_gil_wait_warnings
+
+    selector = logging.getLogger("kafka.net.selector")
+    quiet_gil_wait_warnings()
+    with caplog.at_level(logging.WARNING, logger="kafka.net.selector"):
+        selector.warning("Task <Task at 0x7f> ran for 0.155s (>0.100s threshold). It is blocking the event loop -- likely ...")
+        selector.warning("Task %s left RUNNING after step; demoting to UNSCHEDULED", "t")
+    assert [r.getMessage() for r in caplog.records] == ["Task t left RUNNING after step; demoting to UNSCHEDULED"]

@@ -20,12 +20,14 @@ import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
+from connectors.kafka import quiet_gil_wait_warnings
 from stream.config import Settings, load_settings
 from stream.loop import Runner
 from stream.synth import ABRUPT, event_record, generate
 
 
 def _produce(bootstrap: list[str], topic: str, n: int, seed: int) -> None:
+    quiet_gil_wait_warnings()
     stream = generate(replace(ABRUPT, n=n, seed=seed))
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024)
     for i in range(n):
