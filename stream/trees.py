@@ -295,6 +295,7 @@ class HoeffdingForest:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.dim = 0  # set by the first event
+        self.leaf_features = 0  # features a new leaf gets (subspace, or all), set with dim
         self.capacity = 0
         self.nodes = np.zeros((0, 0, 3), dtype=np.int64)
 
@@ -309,7 +310,7 @@ class HoeffdingForest:
         weights = w * self.rng.poisson(1.0, self.n_trees) if self.bagging else np.full(self.n_trees, w)
         most = forest_learn(
             self.nodes, self.thresholds, self.leaves, self.gauss, self.masks, self.sizes, z, int(y), weights,
-            self.params, self.subspace if 0 < self.subspace < self.dim else self.dim, self.seed,
+            self.params, self.leaf_features, self.seed,
         )  # fmt: skip
         if most >= self.capacity and self.capacity < self.max_leaves:
             self._grow(min(2 * self.capacity, self.max_leaves))
@@ -334,9 +335,9 @@ class HoeffdingForest:
         self.masks = np.zeros((t, self.capacity, dim), dtype=np.uint8)
         self.sizes = np.ones((t, 2), dtype=np.int64)  # the root: one node, one leaf
         self.nodes[:, 0, SLOT] = 0
-        subspace = self.subspace if 0 < self.subspace < dim else dim
+        self.leaf_features = self.subspace if 0 < self.subspace < dim else dim
         for tree in range(t):
-            init_leaf(self.leaves, self.gauss, self.masks, tree, 0, 0.0, 0.0, subspace, self.seed)
+            init_leaf(self.leaves, self.gauss, self.masks, tree, 0, 0.0, 0.0, self.leaf_features, self.seed)
 
     def _grow(self, capacity: int) -> None:
         """Room for ``capacity`` leaves per tree (arrays grow by doubling, never past max_leaves)."""

@@ -24,6 +24,7 @@ import numpy as np
 import orjson
 
 from stream.bench.peers import Peer, capymoa_available, moa_peers, river_peers
+from stream.bench.procstat import status_mb
 from stream.bench.streams import BenchStream, from_file, suite
 from stream.quality import Confusion, average_precision, recall_at_budget, roc_auc
 
@@ -98,13 +99,6 @@ class Outcome:
     metrics: dict[str, float]
 
 
-def _vm_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
 def _child(scorer: Scorer, stream: BenchStream, conn: Any) -> None:
     try:
         Path("/proc/self/clear_refs").write_text("5")  # reset the RSS high-water mark to now
@@ -113,7 +107,7 @@ def _child(scorer: Scorer, stream: BenchStream, conn: Any) -> None:
     try:
         started = time.perf_counter()
         scores, decisions = scorer(stream)
-        conn.send((scores, decisions, time.perf_counter() - started, _vm_kb("VmHWM") / 1024, None))
+        conn.send((scores, decisions, time.perf_counter() - started, status_mb("VmHWM"), None))
     except Exception as exc:  # reported as the method's failure on this stream, not a crash of the bench
         conn.send((None, None, 0.0, 0.0, f"{type(exc).__name__}: {exc}"))
     finally:

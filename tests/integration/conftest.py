@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from stream.bench.procstat import status_mb
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -61,10 +63,9 @@ def kafka(kafka_broker: Any) -> str:
 
 def rss_mb(pid: int) -> float:
     """Resident memory of a process, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    rss = status_mb("VmRSS", pid)
+    assert rss == rss, "no VmRSS"
+    return rss
 
 
 def free_port() -> int:
