@@ -180,7 +180,6 @@ class KafkaEvents:
         self.on_revoked: Callable[[Partitions], None] | None = None
         self.on_assigned: Callable[[Partitions], None] | None = None
         self.callback_error: Exception | None = None
-        self.fetched: dict[Any, int] = {}  # TopicPartition -> next offset (for lag: never ask the broker)
         self.labels = KafkaLabels(self) if k.labels_topic else None
         topics = [k.events_topic] + ([k.labels_topic] if k.labels_topic else [])
         self._check_topics()
@@ -212,8 +211,6 @@ class KafkaEvents:
         events: list[Record] = []
         for tp in sorted(batches, key=lambda t: (t.topic, t.partition)):
             records = [_record(msg) for msg in batches[tp]]
-            if records:
-                self.fetched[tp] = records[-1].next_offset
             if tp.topic == self.k.events_topic:
                 events.extend(records)
             elif self.labels is not None:
@@ -225,9 +222,7 @@ class KafkaEvents:
     def seek(self, offsets: Offsets, topic: str | None = None) -> None:
         """Seek assigned partitions of ``topic`` (default: events) to these next offsets."""
         for partition, offset in offsets.items():
-            tp = TopicPartition(topic or self.k.events_topic, partition)
-            self.consumer.seek(tp, offset)
-            self.fetched[tp] = offset
+            self.consumer.seek(TopicPartition(topic or self.k.events_topic, partition), offset)
 
     def commit(self, offsets: Offsets, topic: str | None = None) -> None:
         owned = {tp.partition for tp in self.consumer.assignment() if tp.topic == (topic or self.k.events_topic)}
@@ -247,17 +242,15 @@ class KafkaEvents:
         return sorted((tp.topic, tp.partition) for tp in self.consumer.assignment())
 
     def lag(self) -> dict[str, int]:
-        """Per ``topic/partition``: high watermark minus the next offset, both from the last fetch.
-
-        Local state only: ``consumer.position()`` may ask the broker, which fails during an outage
-        and is refused on kafka-python's IO thread, where a rebalance callback's commit point runs.
-        A partition not fetched from or sought yet has no lag to report.
-        """
+        """Per ``topic/partition``: high watermark minus position (from the last fetch)."""
         lags: dict[str, int] = {}
-        for tp in self.consumer.assignment():
-            high, position = self.consumer.highwater(tp), self.fetched.get(tp)
-            if high is not None and position is not None:
-                lags[f"{tp.topic}/{tp.partition}"] = max(0, high - position)
+        try:
+            for tp in self.consumer.assignment():
+                high = self.consumer.highwater(tp)
+                if high is not None:
+                    lags[f"{tp.topic}/{tp.partition}"] = max(0, high - self.consumer.position(tp))
+        except KafkaError:  # position() may ask the broker: during an outage lag is unknown, not fatal
+            return {}
         return lags
 
     def close(self) -> None:
