@@ -249,7 +249,10 @@ class KafkaEvents:
                 high = self.consumer.highwater(tp)
                 if high is not None:
                     lags[f"{tp.topic}/{tp.partition}"] = max(0, high - self.consumer.position(tp))
-        except KafkaError:  # position() may ask the broker: during an outage lag is unknown, not fatal
+        except (KafkaError, RuntimeError):
+            # position() may ask the broker: during an outage it fails, and on kafka-python's IO
+            # thread (a revoke callback's commit point publishes metrics) it is refused with a
+            # RuntimeError. Lag is then unknown for this publish, not fatal.
             return {}
         return lags
 
