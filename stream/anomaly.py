@@ -14,7 +14,11 @@ from stream.sampling import VQSampler
 
 
 class AnomalyScorer:
-    """``score`` any event, ``learn`` from normal ones; kind ``hst``, ``codebook`` or ``none``."""
+    """``score_many`` any events, ``learn`` from normal ones; kind ``hst``, ``codebook`` or ``none``.
+
+    Learning waits in a short list until ``flush`` (the end of a micro-batch), so the trees take a
+    run of events in one kernel call; the order is kept.
+    """
 
     def __init__(self, settings: AnomalySettings, seed: int) -> None:
         self.settings = settings
@@ -22,17 +26,23 @@ class AnomalyScorer:
         self.hst: HalfSpaceTrees | None = None
         if settings.kind == "hst":
             self.hst = HalfSpaceTrees(settings.trees, settings.height, settings.window, seed)
+        self.pending: list[np.ndarray] = []
 
-    def score(self, z: np.ndarray, sampler: VQSampler | None) -> float:
+    def score_many(self, zs: np.ndarray, sampler: VQSampler | None) -> np.ndarray:
         if self.hst is not None:
-            return self.hst.score(z)
+            return self.hst.score_many(zs)  # learning waits for flush(), at the end of a micro-batch
         if self.settings.kind == "codebook" and sampler is not None:
-            return sampler.distance(z)
-        return 0.0
+            return np.array([sampler.distance(z) for z in zs])
+        return np.zeros(zs.shape[0])
 
     def learn(self, z: np.ndarray) -> None:
         if self.hst is None:
             return
         self.offered += 1
         if self.offered % self.settings.learn_every == 0:
-            self.hst.learn(z)
+            self.pending.append(z)
+
+    def flush(self) -> None:
+        if self.hst is not None and self.pending:
+            self.hst.learn_many(np.stack(self.pending))
+            self.pending = []

@@ -100,6 +100,10 @@ class ModelSettings(_Section):
         0, ge=0, description="bagging: features a new leaf may split on, drawn at random (0: all; ARF's diversity)."
     )
     learning_rate: float = Field(0.05, gt=0, description="logreg: SGD step size.")
+    micro_batch: int = Field(
+        64, ge=1, le=4_096,
+        description="Events scored together (one kernel call per model) before any of them is learned; 1: strictly one by one.",
+    )  # fmt: skip
     drift: DetectorKind = Field(
         "adwin", description="Detector on each class's error; 'none' disables drift handling."
     )

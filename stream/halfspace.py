@@ -53,6 +53,38 @@ def hst_mass(features: np.ndarray, cuts: np.ndarray, r_mass: np.ndarray, u: np.n
     return total
 
 
+@njit(cache=True)
+def hst_scores(features: np.ndarray, cuts: np.ndarray, r_mass: np.ndarray, zs: np.ndarray, window: int, out: np.ndarray) -> None:
+    """The score of every row of ``zs`` against the previous window's masses."""
+    u = np.empty(zs.shape[1])
+    most = features.shape[0] * window * float(features.shape[1])
+    for i in range(zs.shape[0]):
+        squash(zs[i], u)
+        out[i] = 1.0 - hst_mass(features, cuts, r_mass, u, 0.1 * window) / most
+
+
+@njit(cache=True)
+def hst_learn_rows(
+    features: np.ndarray, cuts: np.ndarray, l_mass: np.ndarray, r_mass: np.ndarray, zs: np.ndarray, counter: int,
+    window: int,
+) -> tuple[int, bool]:  # fmt: skip
+    """Learn the rows in order; at each full window its masses become the scoring ones.
+
+    Returns the new counter and whether a window turned.
+    """
+    u = np.empty(zs.shape[1])
+    turned = False
+    for i in range(zs.shape[0]):
+        squash(zs[i], u)
+        hst_learn(features, cuts, l_mass, u)
+        counter += 1
+        if counter == window:
+            r_mass[:] = l_mass
+            l_mass[:] = 0.0
+            counter, turned = 0, True
+    return counter, turned
+
+
 def build_tree(dim: int, height: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """One random tree's split features and cuts, in heap order (leaves' entries unused)."""
     size = 2 ** (height + 1) - 1
@@ -94,7 +126,6 @@ class HalfSpaceTrees:
         self.rng = np.random.default_rng(seed)
         self.counter = 0
         self.first_window = True
-        self.u = np.zeros(0)  # the squashed event (reused)
         self.features = np.zeros((0, 0), dtype=np.int64)
 
     def _build(self, dim: int) -> None:
@@ -103,23 +134,26 @@ class HalfSpaceTrees:
         self.cuts = np.stack([c for _, c in trees])
         self.l_mass = np.zeros_like(self.cuts)
         self.r_mass = np.zeros_like(self.cuts)
-        self.u = np.zeros(dim)
 
     def score(self, z: np.ndarray) -> float:
-        if self.first_window:
-            return 0.0
-        squash(z, self.u)
-        mass = hst_mass(self.features, self.cuts, self.r_mass, self.u, 0.1 * self.window)
-        most = self.n_trees * self.window * ((1 << (self.height + 1)) - 1)
-        return 1.0 - mass / most
+        return float(self.score_many(z[None, :])[0])
+
+    def score_many(self, zs: np.ndarray) -> np.ndarray:
+        out = np.zeros(zs.shape[0])
+        if not self.first_window:
+            hst_scores(self.features, self.cuts, self.r_mass, zs, self.window, out)
+        return out
 
     def learn(self, z: np.ndarray) -> None:
+        self.learn_many(z[None, :])
+
+    def learn_many(self, zs: np.ndarray) -> None:
+        """Learn the rows in order; each full window's counts score the next window."""
+        if not zs.shape[0]:
+            return
         if not self.features.shape[0]:
-            self._build(z.shape[0])
-        squash(z, self.u)
-        hst_learn(self.features, self.cuts, self.l_mass, self.u)
-        self.counter += 1
-        if self.counter == self.window:  # the window turns: this window's counts score the next
-            self.r_mass, self.l_mass = self.l_mass, self.r_mass
-            self.l_mass[:] = 0.0
-            self.counter, self.first_window = 0, False
+            self._build(zs.shape[1])
+        self.counter, turned = hst_learn_rows(
+            self.features, self.cuts, self.l_mass, self.r_mass, zs, self.counter, self.window
+        )  # fmt: skip
+        self.first_window = self.first_window and not turned

@@ -35,6 +35,20 @@ def sgd_step(coef: np.ndarray, z: np.ndarray, y: int, w: float, lr: float) -> No
     coef[-1] -= INTERCEPT_LR * g
 
 
+@njit(cache=True)
+def sgd_steps(coef: np.ndarray, zs: np.ndarray, ys: np.ndarray, ws: np.ndarray, lr: float) -> None:
+    """``sgd_step`` of every row, in order."""
+    for i in range(zs.shape[0]):
+        sgd_step(coef, zs[i], ys[i], ws[i], lr)
+
+
+@njit(cache=True)
+def probas(coef: np.ndarray, zs: np.ndarray, out: np.ndarray) -> None:
+    for i in range(zs.shape[0]):
+        raw = min(max(logit(coef, zs[i]), -700.0), 700.0)
+        out[i] = 1.0 / (1.0 + math.exp(-raw))
+
+
 class LogisticRegression:
     """``proba(z)`` and ``learn(z, y, w)``; the weights are allocated at the first event.
 
@@ -58,7 +72,18 @@ class LogisticRegression:
         raw = min(max(logit(self.coef, z), -700.0), 700.0)
         return 1.0 / (1.0 + math.exp(-raw))
 
+    def proba_many(self, zs: np.ndarray) -> np.ndarray:
+        out = np.full(zs.shape[0], 0.5)
+        if self.coef.shape[0]:
+            probas(self.coef, zs, out)
+        return out
+
     def learn(self, z: np.ndarray, y: int, w: float) -> None:
         if not self.coef.shape[0]:
             self.coef = np.zeros(z.shape[0] + 1)
         sgd_step(self.coef, z, int(y), w, self.learning_rate)
+
+    def learn_many(self, zs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> None:
+        if not self.coef.shape[0]:
+            self.coef = np.zeros(zs.shape[1] + 1)
+        sgd_steps(self.coef, zs, ys, ws, self.learning_rate)

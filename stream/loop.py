@@ -120,34 +120,70 @@ class Runner:
             if not batch and source.exhausted:
                 break
             started = time.perf_counter()
+            self.handle_many(batch)
             for record in batch:
-                self.handle(record)
                 self.positions["events"][record.partition] = record.next_offset
             if self.gate is not None:
                 self.gate.release()  # labels keep flowing while events idle
             self._after_batch(len(batch), started)
-        if self.gate is not None and source.exhausted and not stop.is_set():
-            self.gate.release(final=True)
+        if source.exhausted and not stop.is_set():
+            self.pipeline.end_micro_batch()  # the input is over: learn what its last events taught
+            if self.gate is not None:
+                self.gate.release(final=True)
         self.commit_point()
 
-    def handle(self, record: Record) -> None:
-        """Decode one record and score or learn it; a bad one goes to the dead letters."""
-        try:
-            message = self.decoder.decode(record)
-            if isinstance(message, Label):
-                self.pipeline.learn_label(message)
-                return
-            self.pacer.wait(message.ts)
-            self._score(message, record.partition)
-        except BadRecord as bad:
-            self.dead_letter(record, bad)
+    def handle_many(self, records: list[Record]) -> None:
+        """Decode the records, score or learn them in order; bad ones go to the dead letters.
 
-    def _score(self, event: Event, partition: int) -> None:
-        scored = self.pipeline.process(event)
-        self.ports.sink.write(scored)
-        if self.gate is not None:
-            self.gate.saw_event(partition, scored.ts)
-            self.gate.release()
+        Runs of events are scored together; a label record (or pacing) ends a run.
+        """
+        run: list[tuple[Record, Event | BadRecord]] = []
+        for record in records:
+            try:
+                message: Event | Label | BadRecord = self.decoder.decode(record)
+            except BadRecord as bad:
+                message = bad  # dead-lettered in its place among the run's outputs
+            if isinstance(message, Label):
+                self._score(run)
+                run = []
+                try:
+                    self.pipeline.learn_label(message)
+                except BadRecord as bad:
+                    self.dead_letter(record, bad)
+            elif self.pacer.speed is not None and isinstance(message, Event):
+                self._score(run)
+                run = []
+                self.pacer.wait(message.ts)
+                self._score([(record, message)])
+            else:
+                run.append((record, message))
+        self._score(run)
+
+    def _score(self, run: list[tuple[Record, Event | BadRecord]]) -> None:
+        while run:
+            # Up to the end of the pipeline's micro-batch, so labels due by then are learned at its end
+            # however the input was polled.
+            part, run = self._up_to_room(run)
+            events = [message for _, message in part if isinstance(message, Event)]
+            results = iter(self.pipeline.process_many(events))
+            for record, message in part:
+                result = next(results) if isinstance(message, Event) else message
+                if isinstance(result, BadRecord):
+                    self.dead_letter(record, result)
+                    continue
+                self.ports.sink.write(result)
+                if self.gate is not None:
+                    self.gate.saw_event(record.partition, result.ts)
+            if self.gate is not None:
+                self.gate.release()
+
+    def _up_to_room(self, run: list[tuple[Record, Event | BadRecord]]) -> tuple[list[Any], list[Any]]:
+        """The head of ``run`` with as many events as the micro-batch has room for, and the rest."""
+        room, end = self.pipeline.room, 0
+        while end < len(run) and room > 0:
+            room -= isinstance(run[end][1], Event)
+            end += 1
+        return run[:end], run[end:]
 
     def dead_letter(self, record: Record, bad: BadRecord) -> None:
         self.pipeline.dead_letter(bad.reason)

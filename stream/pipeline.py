@@ -7,8 +7,10 @@ joins a delayed label to the event it belongs to. Everything here is the checkpo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np
 
 from stream.anomaly import AnomalyScorer
 from stream.config import Settings
@@ -48,29 +50,93 @@ class Pipeline:
         self.labels_by_class = [0, 0]
         self.dead_letters: dict[str, int] = dict.fromkeys(REASONS, 0)
         self.last_ts = 0.0
+        # The micro-batch being scored: its events so far, and the learning steps that wait for its end.
+        self.in_batch = 0
+        self.unlearned: list[tuple[Pending, int]] = []
         self.history = History(settings.quality.report_every)
         self.learn_hook: LearnHook | None = None
         self.latency: dict[str, list[float]] = {"score": [], "learn": []}  # sampled seconds, not state
 
     def process(self, event: Event) -> Scored:
         """Score ``event``; learn from it if labelled, else hold it for its label."""
-        started = time.perf_counter() if self.counts["scored"] % LATENCY_EVERY == 0 else 0.0
+        result = self.process_many([event])[0]
+        if isinstance(result, BadRecord):
+            raise result
+        return result
+
+    def process_many(self, events: Sequence[Event]) -> list[Scored | BadRecord]:
+        """Score the events, and learn the labelled ones (or hold the others), in order.
+
+        Scoring goes ``model.micro_batch`` events at a time, one kernel call per model; the models
+        learn only between micro-batches (what a micro-batch's labels teach waits for its end). So
+        every event is scored before it is learned (test-then-train), with the models as they stood
+        at the start of its micro-batch; and since micro-batches count scored events, the scores do
+        not depend on how the input was polled or on bad records in between. A bad event comes back
+        as its ``BadRecord`` in its place.
+        """
+        results: list[Scored | BadRecord] = []
+        start = 0
+        while start < len(events):
+            chunk = events[start : start + self.room]
+            results.extend(self._score_chunk(chunk))
+            start += len(chunk)
+            if self.in_batch >= self.settings.model.micro_batch:
+                self.end_micro_batch()
+        return results
+
+    @property
+    def room(self) -> int:
+        """Events still to score in the current micro-batch."""
+        return self.settings.model.micro_batch - self.in_batch
+
+    def _score_chunk(self, events: Sequence[Event]) -> list[Scored | BadRecord]:
+        started = time.perf_counter()
+        results: list[Scored | BadRecord | None] = []
+        rows, good = [], []
+        for event in events:
+            try:
+                rows.append(self._vector(event))
+            except BadRecord as bad:
+                results.append(bad)
+                continue
+            good.append(len(results))
+            results.append(None)
+        if rows:
+            zs = np.stack(rows)
+            if self.sampler is None:
+                self.sampler = VQSampler(self.settings.sampler, zs.shape[1], self.settings.model.seed)
+            served, candidates = self.model.score_many(zs)
+            anomalies = self.anomaly.score_many(zs, self.sampler)
+            self._sample("score", started)  # an event's score exists once its chunk's does
+            for j, i in enumerate(good):
+                event = events[i]
+                results[i] = self._scored(event, zs[j], float(served[j]), candidates[:, j], float(anomalies[j]))
+        return results  # type: ignore[return-value]  # every None was filled
+
+    def end_micro_batch(self) -> None:
+        """The models learn what the micro-batch's labels (inline or delayed) taught, in order."""
+        self.in_batch = 0
+        steps, self.unlearned = self.unlearned, []
+        for pending, y in steps:
+            self._learn_now(pending, y)
+        self.model.flush()
+        self.anomaly.flush()
+
+    def _vector(self, event: Event) -> np.ndarray:
         if event.id in self.ids:
             raise BadRecord("duplicate_id", f"event id {event.id!r} was seen already")
         z = self.features.vector(event)
         self.ids.add(event.id)
+        return z
+
+    def _scored(self, event: Event, z: np.ndarray, p: float, candidates: np.ndarray, anomaly: float) -> Scored:
         ts = self.last_ts if event.ts is None else event.ts
         self.last_ts = max(self.last_ts, ts)
-        if self.sampler is None:
-            self.sampler = VQSampler(self.settings.sampler, z.shape[0], self.settings.model.seed)
-        p, candidates = self.model.score(z)
-        anomaly = self.anomaly.score(z, self.sampler)
         alert = p > self.threshold.value
         scored = Scored(event.id, ts, p, anomaly, alert, self.threshold.value, self.model.version)
-        if started:
-            self._sample("score", started)
         self.threshold.observe_score(p)
         self.counts["scored"] += 1
+        self.in_batch += 1
         self.counts["alerts"] += alert
         if event.y != 1:
             self.anomaly.learn(z)
@@ -87,6 +153,8 @@ class Pipeline:
         if pending is None:
             raise BadRecord("unknown_label_id", f"no pending event with id {label.id!r}")
         self._learn(pending, label.y)
+        if not self.in_batch:  # between micro-batches: the next one is scored with it learned either way
+            self.end_micro_batch()
 
     def _expired(self, gone: list[Pending]) -> None:
         for entry in gone:
@@ -97,6 +165,9 @@ class Pipeline:
                 self.counts["expired_dropped"] += 1
 
     def _learn(self, event: Pending, y: int) -> None:
+        self.unlearned.append((event, y))
+
+    def _learn_now(self, event: Pending, y: int) -> None:
         # Prequential: the scores were served before this label was known.
         started = time.perf_counter() if self.counts["labelled"] % LATENCY_EVERY == 0 else 0.0
         p, z = event.score, event.z

@@ -72,12 +72,21 @@ class ModelSet:
 
     def score(self, z: np.ndarray) -> tuple[float, np.ndarray]:
         """The served probability and every candidate's."""
-        scores = np.array([c.score(z) for c in self.candidates])
+        served, scores = self.score_many(z[None, :])
+        return float(served[0]), scores[:, 0]
+
+    def score_many(self, zs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The served probability of every row, and every candidate's (candidates x rows)."""
+        scores = np.stack([c.score_many(zs) for c in self.candidates])
         if self.selection.mode == "blend" and len(scores) > 1:
             weights = np.nan_to_num(self.quality, nan=0.0)
             if weights.sum() > 0:
-                return float(weights @ scores / weights.sum()), scores
-        return float(scores[self.champion]), scores
+                return weights @ scores / weights.sum(), scores
+        return scores[self.champion].copy(), scores
+
+    def flush(self) -> None:
+        for candidate in self.candidates:
+            candidate.flush()
 
     def observe(self, z: np.ndarray, y: int, scores: np.ndarray) -> bool:
         """Feed the candidates' prequential scores of a labelled event; True if the served model changed."""

@@ -60,16 +60,17 @@ def naive_bayes_p1(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: 
     if c0 <= 0.0:
         return 1.0
     total = c0 + c1
-    votes = np.array([math.log(c0 / total), math.log(c1 / total)])
+    lead = math.log(c0 / total) - math.log(c1 / total)  # log-odds of class 0, built up per feature
     for c in range(2):
+        sign = 1.0 if c == 0 else -1.0
         for d in range(z.shape[0]):
             if masks[t, s, d] == 0:
                 continue
             var = _variance(gauss[t, s, c, d])
             if var > 0.0:
                 diff = z[d] - gauss[t, s, c, d, GMEAN]
-                votes[c] += diff * diff / (-2.0 * var) - _HALF_LOG_TAU - 0.5 * math.log(var)
-    return 1.0 / (1.0 + math.exp(min(votes[0] - votes[1], 700.0)))
+                lead += sign * (diff * diff / (-2.0 * var) - _HALF_LOG_TAU - 0.5 * math.log(var))
+    return 1.0 / (1.0 + math.exp(min(lead, 700.0)))
 
 
 @njit(cache=True)
@@ -95,6 +96,16 @@ def forest_p1(
             total += p
             voters += 1
     return total / voters if voters else 0.0
+
+
+@njit(cache=True)
+def forest_p1_many(
+    nodes: np.ndarray, thresholds: np.ndarray, leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray,
+    zs: np.ndarray, out: np.ndarray,
+) -> None:  # fmt: skip
+    """``forest_p1`` of every row of ``zs`` into ``out``."""
+    for i in range(zs.shape[0]):
+        out[i] = forest_p1(nodes, thresholds, leaves, gauss, masks, zs[i])
 
 
 @njit(cache=True)
@@ -265,6 +276,25 @@ def forest_learn(
     return most
 
 
+@njit(cache=True)
+def forest_learn_many(
+    nodes: np.ndarray, thresholds: np.ndarray, leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray,
+    sizes: np.ndarray, zs: np.ndarray, ys: np.ndarray, weights: np.ndarray, params: np.ndarray, subspace: int,
+    seed: int, full: int,
+) -> int:  # fmt: skip
+    """``forest_learn`` of row ``i`` with ``weights[i]``, in order, until a tree reaches ``full`` leaves.
+
+    Returns the rows learned: the caller grows the arrays and passes the rest again.
+    """
+    for i in range(zs.shape[0]):
+        most = forest_learn(
+            nodes, thresholds, leaves, gauss, masks, sizes, zs[i], ys[i], weights[i], params, subspace, seed
+        )  # fmt: skip
+        if most >= full:
+            return i + 1
+    return int(zs.shape[0])
+
+
 class HoeffdingForest:
     """``n_trees`` Hoeffding trees; with ``bagging`` each learns an event Poisson(1) times.
 
@@ -304,16 +334,32 @@ class HoeffdingForest:
             return 0.0
         return forest_p1(self.nodes, self.thresholds, self.leaves, self.gauss, self.masks, z)
 
+    def proba_many(self, zs: np.ndarray) -> np.ndarray:
+        out = np.zeros(zs.shape[0])
+        if self.dim:
+            forest_p1_many(self.nodes, self.thresholds, self.leaves, self.gauss, self.masks, zs, out)
+        return out
+
     def learn(self, z: np.ndarray, y: int, w: float) -> None:
+        self.learn_many(z[None, :], np.array([y], dtype=np.int64), np.array([w]))
+
+    def learn_many(self, zs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> None:
+        """Learn the rows in order; tree ``t`` takes row ``i`` with weight ``ws[i]`` x Poisson(1)."""
         if not self.dim:
-            self._allocate(z.shape[0])
-        weights = w * self.rng.poisson(1.0, self.n_trees) if self.bagging else np.full(self.n_trees, w)
-        most = forest_learn(
-            self.nodes, self.thresholds, self.leaves, self.gauss, self.masks, self.sizes, z, int(y), weights,
-            self.params, self.leaf_features, self.seed,
-        )  # fmt: skip
-        if most >= self.capacity and self.capacity < self.max_leaves:
-            self._grow(min(2 * self.capacity, self.max_leaves))
+            self._allocate(zs.shape[1])
+        n = zs.shape[0]
+        # One draw for the batch consumes the generator as n draws of n_trees would.
+        repeats = self.rng.poisson(1.0, (n, self.n_trees)) if self.bagging else np.ones((n, self.n_trees))
+        weights = ws[:, None] * repeats
+        done = 0
+        while done < n:
+            full = self.capacity if self.capacity < self.max_leaves else self.max_leaves + 1
+            done += forest_learn_many(
+                self.nodes, self.thresholds, self.leaves, self.gauss, self.masks, self.sizes, zs[done:],
+                ys[done:], weights[done:], self.params, self.leaf_features, self.seed, full,
+            )  # fmt: skip
+            if self.sizes[:, 1].max() >= self.capacity and self.capacity < self.max_leaves:
+                self._grow(min(2 * self.capacity, self.max_leaves))
 
     def predict_proba_one(self, x: dict[str, float]) -> dict[int, float]:
         p = self.proba(np.fromiter(x.values(), dtype=np.float64, count=len(x)))

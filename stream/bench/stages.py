@@ -27,11 +27,11 @@ from stream.selection import ModelSet
 STAGES: dict[str, list[tuple[type, str]]] = {
     "decode": [(Decoder, "decode")],
     "vectorise": [(FeatureSpace, "vector")],
-    "score (model)": [(ModelSet, "score")],
-    "anomaly (score + learn)": [(AnomalyScorer, "score"), (AnomalyScorer, "learn")],
+    "score (model)": [(ModelSet, "score_many")],
+    "anomaly (score + learn)": [(AnomalyScorer, "score_many"), (AnomalyScorer, "learn"), (AnomalyScorer, "flush")],
     "sample": [(VQSampler, "weight")],
     "drift + candidates' ranking": [(ModelSet, "observe")],
-    "learn (model)": [(ModelSet, "learn")],
+    "learn (model)": [(ModelSet, "learn"), (ModelSet, "flush")],
 }
 
 
