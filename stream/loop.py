@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from stream.checkpoint import Checkpointer
 from stream.events import BadRecord, Decoder, Event, Label, Record
 from stream.metrics import ServiceMetrics
-from stream.pipeline import Pipeline
+from stream.pipeline import Pipeline, head_with_events
 from stream.protocols import DeadLetters, Offsets, Sink, Source
 
 log = logging.getLogger(__name__)
@@ -133,57 +133,41 @@ class Runner:
         self.commit_point()
 
     def handle_many(self, records: list[Record]) -> None:
-        """Decode the records, score or learn them in order; bad ones go to the dead letters.
+        """Decode the records, score the events and learn the labels in order; bad ones go to the dead letters.
 
-        Runs of events are scored together; a label record (or pacing) ends a run.
+        The pipeline takes them a micro-batch at a time; with pacing, one event at a time.
         """
-        run: list[tuple[Record, Event | BadRecord]] = []
+        run: list[tuple[Record, Event | Label | BadRecord]] = []
         for record in records:
             try:
                 message: Event | Label | BadRecord = self.decoder.decode(record)
             except BadRecord as bad:
                 message = bad  # dead-lettered in its place among the run's outputs
-            if isinstance(message, Label):
-                self._score(run)
-                run = []
-                try:
-                    self.pipeline.learn_label(message)
-                except BadRecord as bad:
-                    self.dead_letter(record, bad)
-            elif self.pacer.speed is not None and isinstance(message, Event):
-                self._score(run)
+            if self.pacer.speed is not None and isinstance(message, Event):
+                self._process(run)
                 run = []
                 self.pacer.wait(message.ts)
-                self._score([(record, message)])
-            else:
-                run.append((record, message))
-        self._score(run)
+            run.append((record, message))
+        self._process(run)
 
-    def _score(self, run: list[tuple[Record, Event | BadRecord]]) -> None:
+    def _process(self, run: list[tuple[Record, Event | Label | BadRecord]]) -> None:
         while run:
             # Up to the end of the pipeline's micro-batch, so labels due by then are learned at its end
             # however the input was polled.
-            part, run = self._up_to_room(run)
-            events = [message for _, message in part if isinstance(message, Event)]
-            results = iter(self.pipeline.process_many(events))
+            part, rest = head_with_events(run, self.pipeline.room, lambda item: isinstance(item[1], Event))
+            run = list(rest)
+            messages = [message for _, message in part if not isinstance(message, BadRecord)]
+            results = iter(self.pipeline.process_many(messages))
             for record, message in part:
-                result = next(results) if isinstance(message, Event) else message
+                result = message if isinstance(message, BadRecord) else next(results)
                 if isinstance(result, BadRecord):
                     self.dead_letter(record, result)
-                    continue
-                self.ports.sink.write(result)
-                if self.gate is not None:
-                    self.gate.saw_event(record.partition, result.ts)
+                elif result is not None:
+                    self.ports.sink.write(result)
+                    if self.gate is not None:
+                        self.gate.saw_event(record.partition, result.ts)
             if self.gate is not None:
                 self.gate.release()
-
-    def _up_to_room(self, run: list[tuple[Record, Event | BadRecord]]) -> tuple[list[Any], list[Any]]:
-        """The head of ``run`` with as many events as the micro-batch has room for, and the rest."""
-        room, end = self.pipeline.room, 0
-        while end < len(run) and room > 0:
-            room -= isinstance(run[end][1], Event)
-            end += 1
-        return run[:end], run[end:]
 
     def dead_letter(self, record: Record, bad: BadRecord) -> None:
         self.pipeline.dead_letter(bad.reason)

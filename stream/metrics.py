@@ -165,7 +165,7 @@ class ServiceMetrics:
             registry=registry, buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )  # fmt: skip
         self.stage_seconds = Histogram(
-            f"{PREFIX}_stage_duration_seconds", "Time to score one event / learn one label (1 in 32 sampled).",
+            f"{PREFIX}_stage_duration_seconds", "Time to score a micro-batch of events (stage score) / learn its labels (stage learn).",
             ["stage"], registry=registry,
             buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
         )  # fmt: skip

@@ -17,9 +17,10 @@ import river.drift
 import river.forest
 import river.tree
 
+from stream.adwin import monitor_update, new_monitors
 from stream.config import ModelSettings
 from stream.linear import LogisticRegression
-from stream.quality import average_precision
+from stream.quality import average_precision, ring_write
 from stream.trees import HoeffdingForest
 
 
@@ -148,8 +149,6 @@ LEARNERS: dict[str, Callable[[ModelSettings], Learner]] = {
 
 
 def make_detector(kind: str, delta: float, seed: int) -> Any:
-    if kind == "adwin":
-        return river.drift.ADWIN(delta=delta)
     if kind == "kswin":
         return river.drift.KSWIN(alpha=delta, seed=seed)
     if kind == "page_hinkley":
@@ -184,6 +183,31 @@ class ClassErrorMonitor:
         return float(after) > before
 
 
+class AdwinMonitors:
+    """The four ADWIN monitors of a model (drift and warning, per class) in one compiled bank.
+
+    Rows 0 and 1 confirm a drift of class 0's / class 1's error, rows 2 and 3 warn of one.
+    """
+
+    def __init__(self, drift_delta: float, warning_delta: float) -> None:
+        self.stats, self.buckets, self.counts = new_monitors([drift_delta, drift_delta, warning_delta, warning_delta])
+
+    def update(self, k: int, error: float) -> tuple[bool, bool]:
+        """(warning, drift) after monitor pair ``k`` saw ``error``."""
+        warn = monitor_update(self.buckets, self.counts, self.stats, 2 + k, error)
+        return warn, monitor_update(self.buckets, self.counts, self.stats, k, error)
+
+
+class RiverMonitors:
+    """The same monitors on river's other detectors (KSWIN, Page-Hinkley: no warning level)."""
+
+    def __init__(self, kind: str, delta: float, seed: int) -> None:
+        self.drift = [ClassErrorMonitor(make_detector(kind, delta, seed + c)) for c in (0, 1)]
+
+    def update(self, k: int, error: float) -> tuple[bool, bool]:
+        return False, self.drift[k].update(error)
+
+
 class OnlineModel:
     """Served learner + optional background learner, per-class drift and warning monitors."""
 
@@ -194,18 +218,16 @@ class OnlineModel:
         self.background: Challenger | None = None
         self.version = 1
         self.drifts: dict[str, int] = {"positive": 0, "negative": 0}
-        self.drift_monitors, self.warning_monitors = self._monitors()
+        self.monitors = self._monitors()
         self.cooldown = settings.drift_cooldown
 
-    def _monitors(self) -> tuple[list[ClassErrorMonitor], list[ClassErrorMonitor]]:
+    def _monitors(self) -> AdwinMonitors | RiverMonitors | None:
         s = self.settings
         if s.drift == "none":
-            return [], []
-        drift = [ClassErrorMonitor(make_detector(s.drift, s.drift_delta, s.seed + c)) for c in (0, 1)]
-        warn = []
-        if s.drift == "adwin":  # the other detectors have no sensitivity knob worth a second copy
-            warn = [ClassErrorMonitor(make_detector(s.drift, s.warning_delta, s.seed)) for _ in (0, 1)]
-        return drift, warn
+            return None
+        if s.drift == "adwin":
+            return AdwinMonitors(s.drift_delta, s.warning_delta)
+        return RiverMonitors(s.drift, s.drift_delta, s.seed)
 
     def _new_learner(self) -> LearnBuffer:
         return LearnBuffer(self.factory(self.settings))
@@ -231,7 +253,7 @@ class OnlineModel:
 
     def observe(self, z: np.ndarray, y: int, p: float) -> bool:
         """Feed the prequential error of a labelled event; True when the model was swapped."""
-        if not self.drift_monitors:
+        if self.monitors is None:
             return False
         if self.background is not None:
             self.background.compare(y, p, self.background.learner.proba(z))
@@ -240,10 +262,14 @@ class OnlineModel:
             return False
         error = 1.0 - p if y == 1 else p
         # Overall error (an ablation) is the majority's error on an imbalanced stream: one monitor.
-        k = y if self.settings.drift_scope == "per_class" else 0
-        if self.warning_monitors and self.warning_monitors[k].update(error):
+        warn, drift = self.monitors.update(y if self.settings.drift_scope == "per_class" else 0, error)
+        return self.react(y, warn, drift)
+
+    def react(self, y: int, warn: bool, drift: bool) -> bool:
+        """Act on what the monitors said of a labelled event; True when the model was swapped."""
+        if warn:
             self._start_background()
-        if self.drift_monitors[k].update(error):
+        if drift:
             self._start_background()
             assert self.background is not None
             self.background.confirmed = "positive" if y == 1 else "negative"
@@ -270,7 +296,7 @@ class OnlineModel:
         self.version += 1
         self.drifts[bg.confirmed] += 1
         # The new model has its own error level: watch it afresh once it has settled.
-        self.drift_monitors, self.warning_monitors = self._monitors()
+        self.monitors = self._monitors()
         self.cooldown = self.settings.drift_cooldown
 
 
@@ -293,14 +319,19 @@ class Challenger:
         self._verdict = False
 
     def compare(self, y: int, p_served: float, p_background: float) -> None:
-        i = self.age % self.labels.shape[0]
-        self.scores[0, i], self.scores[1, i], self.labels[i] = p_served, p_background, y
-        self.age += 1
-        if y == 1:  # rankings only change their verdict when a positive arrives
+        self.compare_many(np.array([y]), np.array([p_served]), np.array([p_background]))
+
+    def compare_many(self, ys: np.ndarray, served: np.ndarray, background: np.ndarray) -> None:
+        """Both models' scores of a run of labelled events join the window, in order."""
+        both, start = np.stack([served, background]), 0
+        for i in np.flatnonzero(ys == 1).tolist():  # rankings only change their verdict at a positive
+            self.age = ring_write(self.scores, self.labels, self.age, both[:, start : i + 1], ys[start : i + 1])
+            start = i + 1
             self.positives += 1
             n = min(self.age, self.labels.shape[0])
-            served = average_precision(self.scores[0, :n], self.labels[:n])
-            self._verdict = average_precision(self.scores[1, :n], self.labels[:n]) > served
+            p_served = average_precision(self.scores[0, :n], self.labels[:n])
+            self._verdict = average_precision(self.scores[1, :n], self.labels[:n]) > p_served
+        self.age = ring_write(self.scores, self.labels, self.age, both[:, start:], ys[start:])
 
     def better(self, min_positives: int) -> bool:
         return self.positives >= min_positives and self._verdict

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,9 +22,6 @@ from stream.quality import Prequential
 from stream.sampling import VQSampler
 from stream.threshold import Threshold
 from stream.weighting import ClassWeights
-
-# One event in this many has its scoring / learning time measured (for the latency histograms).
-LATENCY_EVERY = 32
 
 # Test hook: called with (event id, label) on every learning step (counts "learned twice").
 LearnHook = Callable[[str, int], None]
@@ -62,24 +59,23 @@ class Pipeline:
         result = self.process_many([event])[0]
         if isinstance(result, BadRecord):
             raise result
+        assert result is not None
         return result
 
-    def process_many(self, events: Sequence[Event]) -> list[Scored | BadRecord]:
-        """Score the events, and learn the labelled ones (or hold the others), in order.
+    def process_many(self, messages: Sequence[Event | Label]) -> list[Scored | BadRecord | None]:
+        """Score the events and learn the labels, in order; a label-only message gives None.
 
         Scoring goes ``model.micro_batch`` events at a time, one kernel call per model; the models
         learn only between micro-batches (what a micro-batch's labels teach waits for its end). So
         every event is scored before it is learned (test-then-train), with the models as they stood
         at the start of its micro-batch; and since micro-batches count scored events, the scores do
-        not depend on how the input was polled or on bad records in between. A bad event comes back
-        as its ``BadRecord`` in its place.
+        not depend on how the input was polled or on bad records in between. A bad message comes
+        back as its ``BadRecord`` in its place.
         """
-        results: list[Scored | BadRecord] = []
-        start = 0
-        while start < len(events):
-            chunk = events[start : start + self.room]
+        results: list[Scored | BadRecord | None] = []
+        while messages:
+            chunk, messages = head_with_events(messages, self.room, lambda m: isinstance(m, Event))
             results.extend(self._score_chunk(chunk))
-            start += len(chunk)
             if self.in_batch >= self.settings.model.micro_batch:
                 self.end_micro_batch()
         return results
@@ -89,18 +85,19 @@ class Pipeline:
         """Events still to score in the current micro-batch."""
         return self.settings.model.micro_batch - self.in_batch
 
-    def _score_chunk(self, events: Sequence[Event]) -> list[Scored | BadRecord]:
+    def _score_chunk(self, messages: Sequence[Event | Label]) -> list[Scored | BadRecord | None]:
+        """Score the chunk's events in one call per model, then take its messages in order."""
         started = time.perf_counter()
-        results: list[Scored | BadRecord | None] = []
+        results: list[Scored | BadRecord | None] = [None] * len(messages)
         rows, good = [], []
-        for event in events:
-            try:
-                rows.append(self._vector(event))
-            except BadRecord as bad:
-                results.append(bad)
-                continue
-            good.append(len(results))
-            results.append(None)
+        for i, message in enumerate(messages):
+            if isinstance(message, Event):
+                try:
+                    rows.append(self._vector(message))
+                    good.append(i)
+                except BadRecord as bad:
+                    results[i] = bad
+        row = dict(zip(good, range(len(good))))
         if rows:
             zs = np.stack(rows)
             if self.sampler is None:
@@ -108,17 +105,39 @@ class Pipeline:
             served, candidates = self.model.score_many(zs)
             anomalies = self.anomaly.score_many(zs, self.sampler)
             self._sample("score", started)  # an event's score exists once its chunk's does
-            for j, i in enumerate(good):
-                event = events[i]
-                results[i] = self._scored(event, zs[j], float(served[j]), candidates[:, j], float(anomalies[j]))
-        return results  # type: ignore[return-value]  # every None was filled
+        for i, message in enumerate(messages):
+            if isinstance(message, Label):
+                try:
+                    self.learn_label(message)
+                except BadRecord as bad:
+                    results[i] = bad
+            elif i in row:
+                j = row[i]
+                results[i] = self._scored(message, zs[j], float(served[j]), candidates[:, j], float(anomalies[j]))
+        return results
 
     def end_micro_batch(self) -> None:
         """The models learn what the micro-batch's labels (inline or delayed) taught, in order."""
         self.in_batch = 0
         steps, self.unlearned = self.unlearned, []
-        for pending, y in steps:
-            self._learn_now(pending, y)
+        if steps:
+            started = time.perf_counter()
+            zs = np.stack([pending.z for pending, _ in steps])
+            ys = np.array([y for _, y in steps], dtype=np.int64)
+            scores = np.stack([pending.candidates for pending, _ in steps], axis=1)
+            i = 0
+            while i < len(steps):
+                # The drift monitors take a run in one call, up to an event that needs a decision.
+                end, changed = self.model.observe_many(zs, ys, scores, i)
+                if end == i:
+                    end, changed = i + 1, self.model.observe(zs[i], int(ys[i]), scores[:, i])
+                for j in range(i, end):
+                    self._account(*steps[j])
+                    if j == end - 1 and changed:
+                        self._changed()
+                    self._train(*steps[j])
+                i = end
+            self._sample("learn", started)
         self.model.flush()
         self.anomaly.flush()
 
@@ -167,28 +186,29 @@ class Pipeline:
     def _learn(self, event: Pending, y: int) -> None:
         self.unlearned.append((event, y))
 
-    def _learn_now(self, event: Pending, y: int) -> None:
+    def _account(self, event: Pending, y: int) -> None:
         # Prequential: the scores were served before this label was known.
-        started = time.perf_counter() if self.counts["labelled"] % LATENCY_EVERY == 0 else 0.0
-        p, z = event.score, event.z
-        self.quality.observe(y, p, event.alert)
-        self.threshold.observe_label(y, p)
+        self.quality.observe(y, event.score, event.alert)
+        self.threshold.observe_label(y, event.score)
         self.counts["labelled"] += 1
         self.labels_by_class[y] += 1
         self.history.maybe_record(self)
-        assert self.sampler is not None
-        if self.model.observe(z, y, event.candidates):
-            self.history.drift(self.counts["scored"], self.model.version)
+
+    def _changed(self) -> None:
+        """The served model changed at the event just accounted for."""
+        self.history.drift(self.counts["scored"], self.model.version)
         if self.model.drifted:
+            assert self.sampler is not None
             self.sampler.on_drift()
-        w = self.sampler.weight(z, y)
+
+    def _train(self, event: Pending, y: int) -> None:
+        assert self.sampler is not None
+        w = self.sampler.weight(event.z, y)
         if w == 0.0:
             return
         self.weights.observe(y, w)
-        self.model.learn(z, y, w * self.weights.weight(y))
+        self.model.learn(event.z, y, w * self.weights.weight(y))
         self.counts["learned"] += 1
-        if started:
-            self._sample("learn", started)
         if self.learn_hook is not None:
             self.learn_hook(event.id, y)
 
@@ -256,3 +276,15 @@ class History:
     def drift(self, scored: int, version: int) -> None:
         self.drifts.append((scored, version))
         del self.drifts[: -self.MAX_POINTS]
+
+
+T = TypeVar("T")
+
+
+def head_with_events(items: Sequence[T], n: int, is_event: Callable[[T], bool]) -> tuple[Sequence[T], Sequence[T]]:
+    """The head of ``items`` holding (at most) ``n`` events, and the rest."""
+    end = 0
+    while end < len(items) and n > 0:
+        n -= is_event(items[end])
+        end += 1
+    return items[:end], items[end:]

@@ -170,3 +170,16 @@ def _hist_recall_at(tp: np.ndarray, seen: np.ndarray, pos: int, budget: float) -
         return math.nan
     k = int(np.searchsorted(seen, budget * seen[-1]))
     return float(tp[min(k, tp.shape[0] - 1)] / pos)
+
+
+def ring_write(values: np.ndarray, labels: np.ndarray, filled: int, new_values: np.ndarray, new_labels: np.ndarray) -> int:
+    """Append columns to ring buffers (``values``: rows x size, ``labels``: size) that hold ``filled``
+    so far; returns the new count. Only the newest ``size`` columns of a long run are kept."""
+    size, n = labels.shape[0], new_labels.shape[0]
+    if n > size:
+        filled += n - size
+        new_values, new_labels = new_values[:, -size:], new_labels[-size:]
+    at = (filled + np.arange(new_labels.shape[0])) % size
+    values[:, at] = new_values
+    labels[at] = new_labels
+    return int(filled + new_labels.shape[0])

@@ -20,8 +20,9 @@ from collections.abc import Callable
 import numpy as np
 
 from stream.config import ModelSettings, SelectionSettings
-from stream.model import OnlineModel
-from stream.quality import average_precision, recall_at_budget, roc_auc
+from stream.adwin import watch_run
+from stream.model import AdwinMonitors, OnlineModel
+from stream.quality import average_precision, recall_at_budget, ring_write, roc_auc
 from stream.threshold import best_gmean_threshold
 
 log = logging.getLogger(__name__)
@@ -90,10 +91,54 @@ class ModelSet:
 
     def observe(self, z: np.ndarray, y: int, scores: np.ndarray) -> bool:
         """Feed the candidates' prequential scores of a labelled event; True if the served model changed."""
+        return self._settle(y, scores, [c.observe(z, y, float(scores[i])) for i, c in enumerate(self.candidates)])
+
+    def observe_many(self, zs: np.ndarray, ys: np.ndarray, scores: np.ndarray, start: int) -> tuple[int, bool]:
+        """``observe`` events ``start``, ``start + 1``, ... in one kernel call while nothing needs a decision.
+
+        Returns where it stopped (the events before that were observed) and whether the served
+        model changed at the last of them; ``start`` when the detectors are not ADWIN (then use
+        ``observe``). A model on trial scores the run as it stands at its start.
+        """
+        banks = [c.monitors for c in self.candidates]
+        if not all(isinstance(b, AdwinMonitors) for b in banks):
+            return start, False
+        zs, ys, scores = zs[start:], ys[start:], scores[:, start:]
+        run = ys.shape[0]
+        trials: dict[int, np.ndarray] = {}
+        for i, candidate in enumerate(self.candidates):
+            if candidate.background is not None:
+                trials[i] = candidate.background.learner.proba_many(zs)
+                # The run ends where the trial would time out, so that event gets its decision.
+                run = min(run, max(1, candidate.settings.background_timeout - candidate.background.age + 1))
+        ys, scores = ys[:run], scores[:, :run]
+        cooldowns = np.array([c.cooldown for c in self.candidates], dtype=np.int64)
+        fired = np.zeros(len(banks), dtype=np.int64)
+        n = watch_run(
+            tuple(b.stats for b in banks), tuple(b.buckets for b in banks), tuple(b.counts for b in banks),  # type: ignore[union-attr]
+            cooldowns, ys, np.where(ys == 1, 1.0 - scores, scores), self.candidates[0].settings.drift_scope == "per_class", fired,
+        )  # fmt: skip
+        for i, candidate in enumerate(self.candidates):
+            candidate.cooldown = int(cooldowns[i])
+            if i in trials:
+                candidate.background.compare_many(ys[:n], scores[i, :n], trials[i][:n])  # type: ignore[union-attr]
+        self._settle_quiet(ys[: n - 1], scores[:, : n - 1])
+        last = int(ys[n - 1])
+        swapped = [c.react(last, bool(f & 1), bool(f & 2)) for c, f in zip(self.candidates, fired.tolist())]
+        return start + n, self._settle(last, scores[:, n - 1], swapped)
+
+    def _settle_quiet(self, ys: np.ndarray, scores: np.ndarray) -> None:
+        """Negatives no monitor fired on and no trial decided at: they only join the ranking window."""
+        self.labelled += ys.shape[0]
+        self.drifted = False
+        self.filled = ring_write(self.window_scores, self.window_labels, self.filled, scores, ys)
+
+    def _settle(self, y: int, scores: np.ndarray, swapped: list[bool]) -> bool:
+        """After the candidates saw a labelled event (``swapped``: who was replaced): window, ranking."""
         self.labelled += 1
         changed = self.drifted = False
-        for i, candidate in enumerate(self.candidates):
-            if candidate.observe(z, y, float(scores[i])):
+        for i, replaced in enumerate(swapped):
+            if replaced:
                 self._reopen()
                 if i == self.champion:  # the served model changed; the sampler should follow it
                     changed = self.drifted = True

@@ -30,7 +30,7 @@ STAGES: dict[str, list[tuple[type, str]]] = {
     "score (model)": [(ModelSet, "score_many")],
     "anomaly (score + learn)": [(AnomalyScorer, "score_many"), (AnomalyScorer, "learn"), (AnomalyScorer, "flush")],
     "sample": [(VQSampler, "weight")],
-    "drift + candidates' ranking": [(ModelSet, "observe")],
+    "drift + candidates' ranking": [(ModelSet, "observe"), (ModelSet, "observe_many")],
     "learn (model)": [(ModelSet, "learn"), (ModelSet, "flush")],
 }
 
