@@ -87,34 +87,46 @@ class Pipeline:
 
     def _score_chunk(self, messages: Sequence[Event | Label]) -> list[Scored | BadRecord | None]:
         """Score the chunk's events in one call per model, then take its messages in order."""
-        started = time.perf_counter()
         results: list[Scored | BadRecord | None] = [None] * len(messages)
+        # Labels before the first event go first: between micro-batches they are learned at once,
+        # so the next micro-batch is scored with them however the input was cut.
+        first = next((i for i, m in enumerate(messages) if isinstance(m, Event)), len(messages))
+        for i in range(first):
+            results[i] = self._label(messages[i])  # type: ignore[arg-type]  # not an Event: a Label
+        started = time.perf_counter()
         rows, good = [], []
-        for i, message in enumerate(messages):
+        for i in range(first, len(messages)):
+            message = messages[i]
             if isinstance(message, Event):
                 try:
                     rows.append(self._vector(message))
                     good.append(i)
                 except BadRecord as bad:
                     results[i] = bad
+        if not rows:
+            return results
+        zs = np.stack(rows)
+        if self.sampler is None:
+            self.sampler = VQSampler(self.settings.sampler, zs.shape[1], self.settings.model.seed)
+        served, candidates = self.model.score_many(zs)
+        anomalies = self.anomaly.score_many(zs, self.sampler)
+        self._sample("score", started)  # an event's score exists once its chunk's does
         row = dict(zip(good, range(len(good))))
-        if rows:
-            zs = np.stack(rows)
-            if self.sampler is None:
-                self.sampler = VQSampler(self.settings.sampler, zs.shape[1], self.settings.model.seed)
-            served, candidates = self.model.score_many(zs)
-            anomalies = self.anomaly.score_many(zs, self.sampler)
-            self._sample("score", started)  # an event's score exists once its chunk's does
-        for i, message in enumerate(messages):
+        for i in range(first, len(messages)):
+            message = messages[i]
             if isinstance(message, Label):
-                try:
-                    self.learn_label(message)
-                except BadRecord as bad:
-                    results[i] = bad
+                results[i] = self._label(message)
             elif i in row:
                 j = row[i]
                 results[i] = self._scored(message, zs[j], float(served[j]), candidates[:, j], float(anomalies[j]))
         return results
+
+    def _label(self, label: Label) -> BadRecord | None:
+        try:
+            self.learn_label(label)
+        except BadRecord as bad:
+            return bad
+        return None
 
     def end_micro_batch(self) -> None:
         """The models learn what the micro-batch's labels (inline or delayed) taught, in order."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import orjson
 
 from connectors.memory import MemoryDeadLetters, MemorySink, MemorySource
@@ -90,3 +91,29 @@ def test_pacer_replays_at_the_requested_event_time_speed(monkeypatch) -> None:  
     for ts in (100.0, 105.0, 110.0):
         pacer.wait(ts)
     assert sum(slept) == 1.0  # 10 s of event time at 10x
+
+
+def test_scores_do_not_depend_on_how_the_input_is_polled(monkeypatch: object) -> None:
+    rng = np.random.default_rng(5)
+    values = []
+    for i in range(3000):
+        y = int(rng.random() < 0.05)
+        values.append(event(i, label=None if i % 3 == 0 else y, c=float(rng.normal(2.0 * y, 1.0))))
+        if i % 3 == 0 and i > 20:  # a delayed label for an event a few lines back
+            values.append(orjson.dumps({"id": f"e{i - 18}", "label": int(rng.random() < 0.05)}))
+    outputs = []
+    for batch in (512, 7, 1):
+        monkeypatch.setattr("stream.loop.BATCH", batch)  # type: ignore[attr-defined]
+        runner, sink, _ = run(values, model={"micro_batch": 64})
+        outputs.append([(s.id, s.score, s.anomaly, s.model_version) for s in sink.durable])
+        assert runner.pipeline.counts["learned"] > 1000
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_a_micro_batch_is_scored_before_any_of_its_labels_is_learned() -> None:
+    settings = small_settings(model={"micro_batch": 16})
+    pipeline = Pipeline(settings)
+    decoder = make_decoder(settings)
+    for i in range(16):
+        pipeline.process(decoder.decode_json(event(i, label=i % 2)))  # type: ignore[arg-type]
+        assert pipeline.counts["labelled"] == (16 if i == 15 else 0)

@@ -55,3 +55,32 @@ def test_no_switch_between_equal_candidates_on_a_stationary_stream() -> None:
     models = model_set(["logreg", "logreg"], start="logreg")
     _, _, champions = run(models, x, y)
     assert models.switches == 0 and set(champions) == {0}
+
+
+def test_the_batched_drift_watch_decides_as_event_by_event() -> None:
+    """Same scores in, same warnings, trials, swaps, rankings and champions out."""
+    rng = np.random.default_rng(9)
+    n = 30_000
+    ys = (rng.random(n) < 0.03).astype(np.int64)
+    quality = np.where(np.arange(n) < 12_000, 2.0, -1.5)  # at 12k the candidates turn wrong
+    scores = np.stack([1 / (1 + np.exp(-(rng.normal(size=n) + quality * (2 * ys - 1) * k))) for k in (1.0, 0.7)])
+    zs = rng.normal(size=(n, 3))
+
+    def fresh() -> ModelSet:
+        selection = SelectionSettings(candidates=["logreg", "hoeffding"], window=3000, min_positives=20)  # type: ignore[list-item]
+        settings = ModelSettings(kind="logreg", drift_cooldown=1000, background_timeout=4000, swap_min_positives=5)
+        return ModelSet(settings, selection, budget=0.01)
+
+    one, many = fresh(), fresh()
+    trace_one = [one.observe(zs[i], int(ys[i]), scores[:, i]) for i in range(n)]
+    trace_many: list[bool] = []
+    i = 0
+    while i < n:
+        end, changed = many.observe_many(zs, ys, scores, min(i, n))
+        trace_many += [False] * (end - i - 1) + [changed]
+        i = end
+    assert trace_many == trace_one
+    assert [c.version for c in many.candidates] == [c.version for c in one.candidates]
+    assert sum(c.version for c in one.candidates) > 2 and one.drifts["negative"] + one.drifts["positive"] >= 2  # models were swapped
+    assert many.drifts == one.drifts and many.switch_log == one.switch_log
+    assert np.array_equal(many.window_scores, one.window_scores) and many.filled == one.filled

@@ -116,3 +116,17 @@ def test_subspaces_hold_the_chosen_number_of_features() -> None:
         forest.learn(row, int(label), 1.0)
     used = forest.masks[:, : forest.sizes[:, 1].min()].sum(axis=2)
     assert (used == 2).all()
+
+
+def test_a_batch_learns_and_scores_exactly_as_event_by_event() -> None:
+    rng = np.random.default_rng(4)
+    zs = rng.normal(size=(3000, 4))
+    ys = (zs[:, 0] + 0.5 * zs[:, 1] > 1.2).astype(np.int64)
+    ws = rng.uniform(0.5, 3.0, size=3000)
+    one, many = (HoeffdingForest(5, 50, max_leaves=64, seed=3) for _ in range(2))
+    for z, y, w in zip(zs, ys, ws):
+        one.learn(z, int(y), float(w))
+    for start in range(0, 3000, 256):  # batches across the arrays' growth and the leaf cap
+        many.learn_many(zs[start : start + 256], ys[start : start + 256], ws[start : start + 256])
+    assert one.n_leaves == many.n_leaves > 5
+    assert np.array_equal(many.proba_many(zs[:500]), np.array([one.proba(z) for z in zs[:500]]))
