@@ -277,7 +277,8 @@ class OnlineModel:
 
     def _start_background(self) -> None:
         if self.background is None:
-            self.background = Challenger(self._new_learner(), self.settings.background_timeout)
+            # Room for every event of the trial: its window never wraps.
+            self.background = Challenger(self._new_learner(), self.settings.background_timeout + 1)
 
     def _maybe_swap(self) -> bool:
         bg = self.background
@@ -316,22 +317,27 @@ class Challenger:
         self.scores = np.zeros((2, capacity))  # served, background
         self.labels = np.zeros(capacity, dtype=np.int64)
         self.positives = 0
-        self._verdict = False
+        # The verdict of the ranking at the last positive (the window then: its first n events);
+        # worked out only when asked, which is after a confirmed drift.
+        self._verdict: bool | None = False
+        self._verdict_n = 0
 
     def compare(self, y: int, p_served: float, p_background: float) -> None:
         self.compare_many(np.array([y]), np.array([p_served]), np.array([p_background]))
 
     def compare_many(self, ys: np.ndarray, served: np.ndarray, background: np.ndarray) -> None:
         """Both models' scores of a run of labelled events join the window, in order."""
-        both, start = np.stack([served, background]), 0
-        for i in np.flatnonzero(ys == 1).tolist():  # rankings only change their verdict at a positive
-            self.age = ring_write(self.scores, self.labels, self.age, both[:, start : i + 1], ys[start : i + 1])
-            start = i + 1
-            self.positives += 1
-            n = min(self.age, self.labels.shape[0])
-            p_served = average_precision(self.scores[0, :n], self.labels[:n])
-            self._verdict = average_precision(self.scores[1, :n], self.labels[:n]) > p_served
-        self.age = ring_write(self.scores, self.labels, self.age, both[:, start:], ys[start:])
+        self.age = ring_write(self.scores, self.labels, self.age, np.stack([served, background]), ys)
+        if ys.any():  # rankings only change their verdict at a positive
+            self.positives += int(ys.sum())
+            self._verdict_n = min(self.age - (ys.shape[0] - 1 - int(np.flatnonzero(ys)[-1])), self.labels.shape[0])
+            self._verdict = None
 
     def better(self, min_positives: int) -> bool:
-        return self.positives >= min_positives and self._verdict
+        if self.positives < min_positives:
+            return False
+        if self._verdict is None:
+            n = self._verdict_n
+            served = average_precision(self.scores[0, :n], self.labels[:n])
+            self._verdict = average_precision(self.scores[1, :n], self.labels[:n]) > served
+        return self._verdict
