@@ -61,6 +61,14 @@ class LearnBuffer:
         if self.n == self.CAPACITY:
             self.flush()
 
+    def learn_many(self, zs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> None:
+        if zs.shape[0] == 1:  # one at a time: gather
+            self.learn(zs[0], int(ys[0]), float(ws[0]))
+            return
+        self.flush()
+        if zs.shape[0]:
+            self.learner.learn_many(zs, ys, ws)
+
     def flush(self) -> None:
         if self.n:
             n, self.n = self.n, 0
@@ -241,9 +249,12 @@ class OnlineModel:
         return self.learner.proba_many(zs)
 
     def learn(self, z: np.ndarray, y: int, w: float) -> None:
-        self.learner.learn(z, y, w)
+        self.learn_many(z[None, :], np.array([y], dtype=np.int64), np.array([w]))
+
+    def learn_many(self, zs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> None:
+        self.learner.learn_many(zs, ys, ws)
         if self.background is not None:
-            self.background.learner.learn(z, y, w)
+            self.background.learner.learn_many(zs, ys, ws)
 
     def flush(self) -> None:
         """Let the buffered steps reach the learners (before their state is saved or shown)."""

@@ -145,9 +145,12 @@ class Pipeline:
                     end, changed = i + 1, self.model.observe(zs[i], int(ys[i]), scores[:, i])
                 for j in range(i, end):
                     self._account(*steps[j])
-                    if j == end - 1 and changed:
-                        self._changed()
-                    self._train(*steps[j])
+                if changed:  # at the run's last event, before it trains
+                    self._train(steps[i : end - 1], zs[i : end - 1], ys[i : end - 1])
+                    self._changed()
+                    self._train(steps[end - 1 : end], zs[end - 1 : end], ys[end - 1 : end])
+                else:
+                    self._train(steps[i:end], zs[i:end], ys[i:end])
                 i = end
             self._sample("learn", started)
         self.model.flush()
@@ -213,16 +216,18 @@ class Pipeline:
             assert self.sampler is not None
             self.sampler.on_drift()
 
-    def _train(self, event: Pending, y: int) -> None:
+    def _train(self, steps: list[tuple[Pending, int]], zs: np.ndarray, ys: np.ndarray) -> None:
+        """Sample, weigh and learn a run of labelled events (in order; kernels over the run)."""
         assert self.sampler is not None
-        w = self.sampler.weight(event.z, y)
-        if w == 0.0:
-            return
-        self.weights.observe(y, w)
-        self.model.learn(event.z, y, w * self.weights.weight(y))
-        self.counts["learned"] += 1
+        ws = self.sampler.weight_many(zs, ys)
+        kept = ws > 0.0
+        ws = ws[kept] * self.weights.weigh_many(ys[kept], ws[kept])
+        self.model.learn_many(zs[kept], ys[kept], ws)
+        self.counts["learned"] += int(kept.sum())
         if self.learn_hook is not None:
-            self.learn_hook(event.id, y)
+            for (event, y), learned in zip(steps, kept.tolist()):
+                if learned:
+                    self.learn_hook(event.id, y)
 
     def _sample(self, stage: str, started: float) -> None:
         samples = self.latency[stage]

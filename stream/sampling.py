@@ -109,6 +109,43 @@ def vq_step(
     return True, j
 
 
+@njit(cache=True)
+def vq_weights(
+    codebook: np.ndarray, counts: np.ndarray, usage: np.ndarray, kept: np.ndarray, buckets: np.ndarray,
+    state: np.ndarray, mass: np.ndarray, tallies: np.ndarray, zs: np.ndarray, ys: np.ndarray, params: np.ndarray,
+    out: np.ndarray,
+) -> None:  # fmt: skip
+    """``VQSampler.weight`` of every row in order (mode vq): the decayed priors in ``mass``, the
+    seen / offered / kept tallies in ``tallies``; params: decay, warmup, ratio, min keep rate,
+    lr floor, reseed distance, bucket capacity, density correction, max correction."""
+    decay, warmup, ratio, floor = params[0], params[1], params[2], params[3]
+    for r in range(zs.shape[0]):
+        y = ys[r]
+        mass[0] *= decay
+        mass[1] *= decay
+        mass[y] += 1.0 - decay
+        tallies[0] += 1.0
+        tallies[1 + y] += 1.0
+        minority = 0 if mass[0] < mass[1] else 1
+        if y == minority:
+            out[r] = 1.0
+        else:
+            rate = 1.0
+            if tallies[0] > warmup:
+                total = mass[0] + mass[1]
+                p_min = mass[minority] / total if total > 0 else 0.5
+                p_maj = mass[1 - minority] / total if total > 0 else 0.5
+                rate = max(floor, min(1.0, ratio * p_min / max(p_maj, 1e-12)))
+            keep, j = vq_step(codebook, counts, usage, kept, buckets, state, zs[r], rate, params[4], params[5], params[6])
+            if not keep:
+                out[r] = 0.0
+            elif params[7] > 0.0:
+                out[r] = min(params[8], usage[j] / kept[j])
+            else:
+                out[r] = 1.0
+        tallies[3 + y] += out[r] > 0.0
+
+
 class VQSampler:
     """Decides which labelled events train the model: weight 1.0 (keep) or 0.0 (skip)."""
 
@@ -145,6 +182,26 @@ class VQSampler:
         w = self._decide(z, y)
         self.kept[y] += w > 0.0
         return w
+
+    def weight_many(self, zs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """``weight`` of every row, in order, in one kernel call (the vq mode; others event by event)."""
+        s = self.settings
+        if not s.enabled or s.mode != "vq":
+            return np.array([self.weight(z, y) for z, y in zip(zs, ys.tolist())])
+        mass = np.array(self.priors.mass)
+        tallies = np.array([self.seen, *self.offered, *self.kept], dtype=np.float64)
+        params = np.array([
+            self.priors.decay, s.warmup, s.ratio, s.min_keep_rate, s.lr_floor, s.reseed_distance, s.bucket_capacity,
+            float(s.density_correction), s.max_correction,
+        ])  # fmt: skip
+        out = np.zeros(zs.shape[0])
+        vq_weights(
+            self.codebook, self.counts, self.usage, self.kept_usage, self.buckets, self.state, mass, tallies,
+            np.ascontiguousarray(zs), ys, params, out,
+        )  # fmt: skip
+        self.priors.mass = mass.tolist()
+        self.seen, self.offered, self.kept = int(tallies[0]), [int(tallies[1]), int(tallies[2])], [int(tallies[3]), int(tallies[4])]
+        return out
 
     def _decide(self, z: np.ndarray, y: int) -> float:
         s = self.settings

@@ -186,17 +186,28 @@ class ModelSet:
         return self.selection.mode == "champion"
 
     def learn(self, z: np.ndarray, y: int, w: float) -> None:
+        self.learn_many(z[None, :], np.array([y], dtype=np.int64), np.array([w]))
+
+    def learn_many(self, zs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> None:
         """The champion learns every kept event; challengers a ``challenger_share`` of the majority."""
         share = self.selection.challenger_share
-        self._share_credit += share
-        challengers_learn = y == 1 or self._share_credit >= 1.0
-        if challengers_learn and y != 1:
-            self._share_credit -= 1.0
+        challengers_learn = np.zeros(ys.shape[0], dtype=bool)
+        credit = self._share_credit
+        for i, y in enumerate(ys.tolist()):
+            credit += share
+            challengers_learn[i] = y == 1 or credit >= 1.0
+            if challengers_learn[i] and y != 1:
+                credit -= 1.0
+        self._share_credit = credit
+        some = challengers_learn.any()
+        if some:  # a kept majority event stands for 1 / share of them
+            zc, yc = zs[challengers_learn], ys[challengers_learn]
+            wc = np.where(yc == 1, ws[challengers_learn], ws[challengers_learn] / share)
         for i, candidate in enumerate(self.candidates):
             if i == self.champion:
-                candidate.learn(z, y, w)
-            elif challengers_learn:
-                candidate.learn(z, y, w if y == 1 else w / share)
+                candidate.learn_many(zs, ys, ws)
+            elif some:
+                candidate.learn_many(zc, yc, wc)
 
     @property
     def drifts(self) -> dict[str, int]:

@@ -7,6 +7,9 @@ than the raw one (which the sampler already reduced).
 
 from __future__ import annotations
 
+import numpy as np
+from numba import njit
+
 from stream.config import WeightingSettings
 
 
@@ -39,6 +42,28 @@ class DecayedPriors:
         return 0 if self.mass[0] < self.mass[1] else 1
 
 
+@njit(cache=True)
+def class_weights(mass: np.ndarray, decay: float, ys: np.ndarray, ws: np.ndarray, params: np.ndarray, seen: int, out: np.ndarray) -> int:
+    """``observe(y, w)`` then ``weight(y)`` for every kept event in order; params: enabled, warmup,
+    beta, max weight. Returns the new count of events seen."""
+    for r in range(ys.shape[0]):
+        y = ys[r]
+        mass[0] *= decay
+        mass[1] *= decay
+        mass[y] += (1.0 - decay) * ws[r]
+        seen += 1
+        total = mass[0] + mass[1]
+        p_c = mass[y] / total if total > 0 else 0.5
+        p_maj = max(mass[0], mass[1]) / total if total > 0 else 0.5
+        if params[0] == 0.0 or seen < params[1]:
+            out[r] = 1.0
+        elif p_c <= 0.0:
+            out[r] = params[3]
+        else:
+            out[r] = min(params[3], (p_maj / p_c) ** params[2])
+    return seen
+
+
 class ClassWeights:
     """Per-class learning weight; ``weight(y)`` after ``observe(y)`` for every kept event."""
 
@@ -50,6 +75,16 @@ class ClassWeights:
     def observe(self, y: int, weight: float = 1.0) -> None:
         self.priors.update(y, weight)
         self.seen += 1
+
+    def weigh_many(self, ys: np.ndarray, ws: np.ndarray) -> np.ndarray:
+        """``observe(y, w)`` then ``weight(y)`` for each kept event, in order, in one kernel call."""
+        s = self.settings
+        mass = np.array(self.priors.mass)
+        out = np.zeros(ys.shape[0])
+        params = np.array([float(s.enabled), s.warmup, s.beta, s.max_weight])
+        self.seen = class_weights(mass, self.priors.decay, ys, ws, params, self.seen, out)
+        self.priors.mass = mass.tolist()
+        return out
 
     def weight(self, y: int) -> float:
         s = self.settings
