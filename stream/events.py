@@ -142,7 +142,14 @@ class Decoder:
         """Decode a flat mapping; ``from_text`` parses numbers written as strings (CSV)."""
         event_id = self._id(obj.get(self.id_field))
         y = self._label(obj.get(self.label_field))
-        x: dict[str, float] = {}
+        if not from_text:  # the common JSON record: every other field a plain number in range
+            x = {k: v for k, v in obj.items() if type(v) is float or type(v) is int}
+            for key in (self.id_field, self.ts_field, self.label_field):
+                x.pop(key, None)
+            others = len(obj) - len(x) - sum(key in obj for key in (self.id_field, self.ts_field, self.label_field))
+            if x and not others and max(map(abs, x.values())) <= self.max_abs_value:
+                return Event(event_id, self._ts(obj.get(self.ts_field)), x, y, ())
+        x = {}
         non_numeric: list[str] = []
         skip = (self.id_field, self.ts_field, self.label_field)
         for key, value in obj.items():

@@ -31,6 +31,20 @@ def welford_standardise(
         out[i] = min(max(z, -_CLIP), _CLIP)
 
 
+@njit(cache=True)
+def standardise_rows(raw: np.ndarray, count: int, mean: np.ndarray, m2: np.ndarray, out: np.ndarray) -> int:
+    """``welford_standardise`` of each row in order, a NaN (missing) imputed with the running mean
+    first; returns how many were imputed."""
+    imputed = 0
+    for r in range(raw.shape[0]):
+        for i in range(raw.shape[1]):
+            if np.isnan(raw[r, i]):
+                raw[r, i] = mean[i]
+                imputed += 1
+        welford_standardise(raw[r], count + r + 1, mean, m2, out[r])
+    return imputed
+
+
 class FeatureSpace:
     """Fixed feature order, running-mean imputation, online standardisation.
 
@@ -57,24 +71,29 @@ class FeatureSpace:
 
     def vector(self, event: Event) -> np.ndarray:
         """The standardised vector of ``event``; updates the running statistics."""
-        names = self.names if self.names is not None else self._freeze(event)
+        self.check(event)
+        vector: np.ndarray = self.vectors([event])[0]
+        return vector
+
+    def check(self, event: Event) -> None:
+        """Raise ``BadRecord`` if ``event`` cannot be vectorised (the first one fixes the order)."""
+        if self.names is None:
+            self._freeze(event)
         for key in event.non_numeric:
             if key in self.known:
                 raise BadRecord("bad_feature", f"feature '{key}' is not a number")
-        raw = np.empty(len(names))
-        matched = 0
-        for i, name in enumerate(names):
-            value = event.x.get(name)
-            if value is None:
-                raw[i] = self.mean[i]
-                self.imputed_total += 1
-            else:
-                raw[i] = value
-                matched += 1
-        self.extra_total += len(event.x) - matched
-        self.count += 1
-        out = np.empty(len(names))
-        welford_standardise(raw, self.count, self.mean, self.m2, out)
+
+    def vectors(self, events: list[Event]) -> np.ndarray:
+        """The standardised vectors of checked events, in order; updates the running statistics."""
+        names = self.names or []
+        nan = float("nan")
+        raw = np.array([[event.x.get(name, nan) for name in names] for event in events], dtype=np.float64)
+        raw = raw.reshape(len(events), len(names))
+        out = np.empty_like(raw)
+        imputed = standardise_rows(raw, self.count, self.mean, self.m2, out)
+        self.count += len(events)
+        self.imputed_total += imputed
+        self.extra_total += sum(len(event.x) for event in events) - (raw.size - imputed)
         return out
 
     def _freeze(self, event: Event) -> list[str]:

@@ -94,18 +94,18 @@ class Pipeline:
         for i in range(first):
             results[i] = self._label(messages[i])  # type: ignore[arg-type]  # not an Event: a Label
         started = time.perf_counter()
-        rows, good = [], []
+        good: list[int] = []
         for i in range(first, len(messages)):
             message = messages[i]
             if isinstance(message, Event):
                 try:
-                    rows.append(self._vector(message))
+                    self._admit(message)
                     good.append(i)
                 except BadRecord as bad:
                     results[i] = bad
-        if not rows:
+        if not good:
             return results
-        zs = np.stack(rows)
+        zs = self.features.vectors([messages[i] for i in good])  # type: ignore[misc]  # Events
         if self.sampler is None:
             self.sampler = VQSampler(self.settings.sampler, zs.shape[1], self.settings.model.seed)
         served, candidates = self.model.score_many(zs)
@@ -156,12 +156,12 @@ class Pipeline:
         self.model.flush()
         self.anomaly.flush()
 
-    def _vector(self, event: Event) -> np.ndarray:
+    def _admit(self, event: Event) -> None:
+        """Refuse a duplicate or an event that cannot be vectorised; else remember its id."""
         if event.id in self.ids:
             raise BadRecord("duplicate_id", f"event id {event.id!r} was seen already")
-        z = self.features.vector(event)
+        self.features.check(event)
         self.ids.add(event.id)
-        return z
 
     def _scored(self, event: Event, z: np.ndarray, p: float, candidates: np.ndarray, anomaly: float) -> Scored:
         ts = self.last_ts if event.ts is None else event.ts
