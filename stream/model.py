@@ -20,7 +20,8 @@ import river.tree
 from stream.adwin import monitor_update, new_monitors
 from stream.config import ModelSettings
 from stream.linear import LogisticRegression
-from stream.quality import average_precision, ring_write
+from stream.quality import average_precision
+from stream.threshold import ring_write
 from stream.trees import HoeffdingForest
 
 

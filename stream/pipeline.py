@@ -143,8 +143,7 @@ class Pipeline:
                 end, changed = self.model.observe_many(zs, ys, scores, i)
                 if end == i:
                     end, changed = i + 1, self.model.observe(zs[i], int(ys[i]), scores[:, i])
-                for j in range(i, end):
-                    self._account(*steps[j])
+                self._account(steps[i:end], ys[i:end])
                 if changed:  # at the run's last event, before it trains
                     self._train(steps[i : end - 1], zs[i : end - 1], ys[i : end - 1])
                     self._changed()
@@ -201,13 +200,22 @@ class Pipeline:
     def _learn(self, event: Pending, y: int) -> None:
         self.unlearned.append((event, y))
 
-    def _account(self, event: Pending, y: int) -> None:
-        # Prequential: the scores were served before this label was known.
-        self.quality.observe(y, event.score, event.alert)
-        self.threshold.observe_label(y, event.score)
-        self.counts["labelled"] += 1
-        self.labels_by_class[y] += 1
-        self.history.maybe_record(self)
+    def _account(self, steps: list[tuple[Pending, int]], ys: np.ndarray) -> None:
+        """Prequential: the scores were served before these labels were known."""
+        ps = np.array([pending.score for pending, _ in steps])
+        alerts = np.array([pending.alert for pending, _ in steps])
+        start = 0
+        while start < len(steps):  # pieces end where the history takes a point or the cut is refreshed
+            every = self.history.every
+            end = start + min(len(steps) - start, every - self.quality.n % every, self.threshold.until_refresh())
+            self.quality.observe_many(ys[start:end], ps[start:end], alerts[start:end])
+            self.threshold.observe_labels(ys[start:end], ps[start:end])
+            positives = int(ys[start:end].sum())
+            self.counts["labelled"] += end - start
+            self.labels_by_class[0] += end - start - positives
+            self.labels_by_class[1] += positives
+            self.history.maybe_record(self)
+            start = end
 
     def _changed(self) -> None:
         """The served model changed at the event just accounted for."""

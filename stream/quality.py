@@ -125,11 +125,18 @@ class Prequential:
         self.recent_alerts = Ring(self.window)
 
     def observe(self, y: int, p: float, alert: bool) -> None:
-        self.hist[y, min(int(p * BINS), BINS - 1)] += 1
-        self.confusion.add(y, alert)
-        self.recent.push(p, y)
-        self.recent_alerts.push(float(alert), y)
-        self.n += 1
+        self.observe_many(np.array([y]), np.array([p]), np.array([alert]))
+
+    def observe_many(self, ys: np.ndarray, ps: np.ndarray, alerts: np.ndarray) -> None:
+        """Labels ``ys`` of events served scores ``ps`` and ``alerts``, in order."""
+        np.add.at(self.hist, (ys, np.minimum((ps * BINS).astype(np.int64), BINS - 1)), 1)
+        pos, alerts = ys == 1, alerts.astype(bool)
+        c = self.confusion
+        c.tp, c.fn = c.tp + int(np.sum(pos & alerts)), c.fn + int(np.sum(pos & ~alerts))
+        c.fp, c.tn = c.fp + int(np.sum(~pos & alerts)), c.tn + int(np.sum(~pos & ~alerts))
+        self.recent.push_many(ps, ys)
+        self.recent_alerts.push_many(alerts.astype(np.float64), ys)
+        self.n += ys.shape[0]
 
     def summary(self) -> dict[str, float]:
         """Whole-run metrics."""
@@ -171,15 +178,3 @@ def _hist_recall_at(tp: np.ndarray, seen: np.ndarray, pos: int, budget: float) -
     k = int(np.searchsorted(seen, budget * seen[-1]))
     return float(tp[min(k, tp.shape[0] - 1)] / pos)
 
-
-def ring_write(values: np.ndarray, labels: np.ndarray, filled: int, new_values: np.ndarray, new_labels: np.ndarray) -> int:
-    """Append columns to ring buffers (``values``: rows x size, ``labels``: size) that hold ``filled``
-    so far; returns the new count. Only the newest ``size`` columns of a long run are kept."""
-    size, n = labels.shape[0], new_labels.shape[0]
-    if n > size:
-        filled += n - size
-        new_values, new_labels = new_values[:, -size:], new_labels[-size:]
-    at = (filled + np.arange(new_labels.shape[0])) % size
-    values[:, at] = new_values
-    labels[at] = new_labels
-    return int(filled + new_labels.shape[0])

@@ -22,8 +22,8 @@ import numpy as np
 from stream.config import ModelSettings, SelectionSettings
 from stream.adwin import watch_run
 from stream.model import AdwinMonitors, OnlineModel
-from stream.quality import average_precision, recall_at_budget, ring_write, roc_auc
-from stream.threshold import best_gmean_threshold
+from stream.quality import average_precision, recall_at_budget, roc_auc
+from stream.threshold import best_gmean_threshold, ring_write
 
 log = logging.getLogger(__name__)
 

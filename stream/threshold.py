@@ -16,6 +16,19 @@ import numpy as np
 from stream.config import ThresholdSettings
 
 
+def ring_write(values: np.ndarray, labels: np.ndarray, filled: int, new_values: np.ndarray, new_labels: np.ndarray) -> int:
+    """Append columns to ring buffers (``values``: rows x size, ``labels``: size) that hold ``filled``
+    so far; returns the new count. Only the newest ``size`` columns of a long run are kept."""
+    size, n = labels.shape[0], new_labels.shape[0]
+    if n > size:
+        filled += n - size
+        new_values, new_labels = new_values[:, -size:], new_labels[-size:]
+    at = (filled + np.arange(new_labels.shape[0])) % size
+    values[:, at] = new_values
+    labels[at] = new_labels
+    return int(filled + new_labels.shape[0])
+
+
 class Ring:
     """A fixed-size ring buffer of floats (optionally paired with 0/1 labels)."""
 
@@ -29,6 +42,9 @@ class Ring:
         self.values[i] = value
         self.labels[i] = label
         self.n += 1
+
+    def push_many(self, values: np.ndarray, labels: np.ndarray) -> None:
+        self.n = ring_write(self.values[None, :], self.labels, self.n, values[None, :], labels)
 
     def filled(self) -> tuple[np.ndarray, np.ndarray]:
         m = min(self.n, self.values.shape[0])
@@ -77,13 +93,21 @@ class Threshold:
             values, _ = self.scores.filled()
             self.value = float(np.quantile(values, 1.0 - self.settings.alert_budget))
 
-    def observe_label(self, y: int, p: float) -> None:
+    def until_refresh(self) -> int:
+        """Labelled events until the G-mean cut is worked out again (unbounded in budget mode)."""
+        return self.settings.refresh_every - self.since if self.settings.mode == "gmean" else 1 << 62
+
+    def observe_labels(self, ys: np.ndarray, ps: np.ndarray) -> None:
+        """``observe_label`` of each, in order, for runs that end at a refresh at the latest."""
         if self.settings.mode != "gmean":
             return
-        self.labelled.push(p, y)
-        self.since += 1
+        self.labelled.push_many(ps, ys)
+        self.since += ys.shape[0]
         if self.since >= self.settings.refresh_every:
             self.since = 0
             best = best_gmean_threshold(*self.labelled.filled())
             if best is not None:
                 self.value = best
+
+    def observe_label(self, y: int, p: float) -> None:
+        self.observe_labels(np.array([y]), np.array([p]))
