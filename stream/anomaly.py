@@ -36,13 +36,19 @@ class AnomalyScorer:
         return np.zeros(zs.shape[0])
 
     def learn(self, z: np.ndarray) -> None:
+        self.learn_many(z[None, :])
+
+    def learn_many(self, zs: np.ndarray) -> None:
+        """Offer normal events, in order; every ``learn_every``-th is learned (at ``flush``)."""
         if self.hst is None:
             return
-        self.offered += 1
-        if self.offered % self.settings.learn_every == 0:
-            self.pending.append(z)
+        every = self.settings.learn_every
+        first = (every - 1 - self.offered % every) % every  # the next one due, counted from 0
+        self.offered += zs.shape[0]
+        if first < zs.shape[0]:
+            self.pending.append(zs[first::every])
 
     def flush(self) -> None:
         if self.hst is not None and self.pending:
-            self.hst.learn_many(np.stack(self.pending))
+            self.hst.learn_many(np.concatenate(self.pending))
             self.pending = []

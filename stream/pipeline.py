@@ -111,14 +111,21 @@ class Pipeline:
         served, candidates = self.model.score_many(zs)
         anomalies = self.anomaly.score_many(zs, self.sampler)
         self._sample("score", started)  # an event's score exists once its chunk's does
-        row = dict(zip(good, range(len(good))))
+        cuts = self.threshold.judge(served)
+        alerts = served > cuts
+        events: list[Event] = [messages[i] for i in good]  # type: ignore[misc]
+        self.counts["scored"] += len(good)
+        self.counts["alerts"] += int(alerts.sum())
+        self.in_batch += len(good)
+        self.anomaly.learn_many(zs[[event.y != 1 for event in events]])  # normal traffic only
+        outcome = zip(events, zs, served.tolist(), candidates.T, anomalies.tolist(), alerts.tolist(), cuts.tolist())
+        scored = dict(zip(good, outcome))
         for i in range(first, len(messages)):
             message = messages[i]
             if isinstance(message, Label):
                 results[i] = self._label(message)
-            elif i in row:
-                j = row[i]
-                results[i] = self._scored(message, zs[j], float(served[j]), candidates[:, j], float(anomalies[j]))
+            elif i in scored:
+                results[i] = self._scored(*scored[i])
         return results
 
     def _label(self, label: Label) -> BadRecord | None:
@@ -162,23 +169,18 @@ class Pipeline:
         self.features.check(event)
         self.ids.add(event.id)
 
-    def _scored(self, event: Event, z: np.ndarray, p: float, candidates: np.ndarray, anomaly: float) -> Scored:
+    def _scored(
+        self, event: Event, z: np.ndarray, p: float, candidates: np.ndarray, anomaly: float, alert: bool, cut: float
+    ) -> Scored:  # fmt: skip
         ts = self.last_ts if event.ts is None else event.ts
         self.last_ts = max(self.last_ts, ts)
-        alert = p > self.threshold.value
-        scored = Scored(event.id, ts, p, anomaly, alert, self.threshold.value, self.model.version)
-        self.threshold.observe_score(p)
-        self.counts["scored"] += 1
-        self.in_batch += 1
-        self.counts["alerts"] += alert
-        if event.y != 1:
-            self.anomaly.learn(z)
+        pending = Pending(event.id, ts, z, p, alert, candidates)
         if event.y is None:
-            self._expired(self.labels.hold(Pending(event.id, ts, z, p, alert, candidates)))
+            self._expired(self.labels.hold(pending))
         else:
             self._expired(self.labels.expire(ts))
-            self._learn(Pending(event.id, ts, z, p, alert, candidates), event.y)
-        return scored
+            self._learn(pending, event.y)
+        return Scored(event.id, ts, p, anomaly, alert, cut, self.model.version)
 
     def learn_label(self, label: Label) -> None:
         """Learn from a delayed label with the features and score its event had."""

@@ -84,14 +84,26 @@ class Threshold:
         self.since = 0
 
     def observe_score(self, p: float) -> None:
+        self.judge(np.array([p]))
+
+    def judge(self, ps: np.ndarray) -> np.ndarray:
+        """The cut each of these scores was judged by (alert: ``p > cut``), in order; in budget mode
+        the scores then join the window, and the cut is worked out again every ``refresh_every``."""
+        cuts = np.full(ps.shape[0], self.value)
         if self.settings.mode != "budget":
-            return
-        self.scores.push(p)
-        self.since += 1
-        if self.since >= self.settings.refresh_every:
-            self.since = 0
-            values, _ = self.scores.filled()
-            self.value = float(np.quantile(values, 1.0 - self.settings.alert_budget))
+            return cuts
+        start = 0
+        while start < ps.shape[0]:
+            end = start + min(ps.shape[0] - start, self.settings.refresh_every - self.since)
+            cuts[start:end] = self.value
+            self.scores.push_many(ps[start:end], np.zeros(end - start, dtype=np.int8))
+            self.since += end - start
+            if self.since >= self.settings.refresh_every:
+                self.since = 0
+                values, _ = self.scores.filled()
+                self.value = float(np.quantile(values, 1.0 - self.settings.alert_budget))
+            start = end
+        return cuts
 
     def until_refresh(self) -> int:
         """Labelled events until the G-mean cut is worked out again (unbounded in budget mode)."""
