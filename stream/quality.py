@@ -26,12 +26,12 @@ def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     pos = int(labels.sum())
     if pos == 0:
         return math.nan
-    order = np.argsort(-scores, kind="stable")
-    s, y = scores[order], labels[order]
-    last = np.r_[s[1:] != s[:-1], True]
-    tp = np.cumsum(y)[last].astype(float)
-    seen = (np.nonzero(last)[0] + 1).astype(float)
-    return _ap_from_cumulative(tp, seen, pos)
+    # Each positive adds the precision of alerting at its score: (positives >= it) / (events >= it).
+    # Two sorts and two binary searches instead of an argsort: the rankings run on every few positives.
+    positives = np.sort(scores[labels == 1])
+    seen = scores.shape[0] - np.searchsorted(np.sort(scores), positives, side="left")
+    tp = pos - np.searchsorted(positives, positives, side="left")
+    return float(np.sum(tp / seen) / pos)
 
 
 def _ap_from_cumulative(tp: np.ndarray, seen: np.ndarray, pos: int) -> float:

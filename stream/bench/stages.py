@@ -22,16 +22,17 @@ from stream.features import FeatureSpace
 from stream.loop import Runner
 from stream.sampling import VQSampler
 from stream.selection import ModelSet
+from stream.weighting import ClassWeights
 
 # stage -> the (class, method) pairs that make it up
 STAGES: dict[str, list[tuple[type, str]]] = {
     "decode": [(Decoder, "decode")],
-    "vectorise": [(FeatureSpace, "vector")],
+    "vectorise": [(FeatureSpace, "vectors")],
     "score (model)": [(ModelSet, "score_many")],
-    "anomaly (score + learn)": [(AnomalyScorer, "score_many"), (AnomalyScorer, "learn"), (AnomalyScorer, "flush")],
-    "sample": [(VQSampler, "weight")],
+    "anomaly (score + learn)": [(AnomalyScorer, "score_many"), (AnomalyScorer, "learn_many"), (AnomalyScorer, "flush")],
+    "sample + class weights": [(VQSampler, "weight_many"), (ClassWeights, "weigh_many")],
     "drift + candidates' ranking": [(ModelSet, "observe"), (ModelSet, "observe_many")],
-    "learn (model)": [(ModelSet, "learn"), (ModelSet, "flush")],
+    "learn (model)": [(ModelSet, "learn_many"), (ModelSet, "flush")],
 }
 
 
