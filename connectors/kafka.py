@@ -251,8 +251,8 @@ class KafkaEvents:
                     lags[f"{tp.topic}/{tp.partition}"] = max(0, high - self.consumer.position(tp))
         except (KafkaError, RuntimeError):
             # position() may ask the broker: during an outage it fails, and on kafka-python's IO
-            # thread (a revoke callback's commit point publishes metrics) it is refused with a
-            # RuntimeError. Lag is then unknown for this publish, not fatal.
+            # thread it is refused with a RuntimeError (the revoke callback no longer publishes;
+            # this stays the guard). Lag is then unknown for this publish, not fatal.
             return {}
         return lags
 

@@ -198,8 +198,9 @@ class Runner:
             self.metrics.publish(snapshot, self.pipeline.latency)
             self._published = time.monotonic()
 
-    def commit_point(self, tell_sources: bool = True) -> None:
-        """Flush outputs, save state with positions, then (``tell_sources``) commit to the sources."""
+    def commit_point(self, tell_sources: bool = True, publish: bool = True) -> None:
+        """Flush outputs, save state with positions, then (``tell_sources``) commit to the sources;
+        then (``publish``) publish the metrics."""
         started = time.perf_counter()
         self.ports.sink.flush()
         self.ports.dead_letters.flush()
@@ -216,7 +217,8 @@ class Runner:
         if self.metrics is not None:
             self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
             self.metrics.checkpoint_time.set_to_current_time()
-            self.publish()
+            if publish:
+                self.publish()
 
     def forget(self, name: str, partitions: list[int]) -> None:
         """Drop positions of partitions this process no longer owns (after a rebalance)."""

@@ -67,9 +67,10 @@ class KafkaWiring:
         if self.closing:
             return
         # Everything done on these partitions is saved before they go. kafka-python runs this on
-        # its IO thread, where a blocking consumer.commit is refused: the group offsets (only for
-        # lag) wait for the next owner's commit; the shared positions carry the truth.
-        self.runner.commit_point(tell_sources=False)
+        # its IO thread, where a blocking call to the broker is refused: the group offsets (only
+        # for lag) wait for the next owner's commit, the shared positions carry the truth, and the
+        # metrics (lag asks the consumer) wait for the loop's next publish.
+        self.runner.commit_point(tell_sources=False, publish=False)
         for topic, partition in parts:
             self.runner.forget(self.name_of(topic), [partition])
         log.info("revoked %s", parts)
