@@ -17,7 +17,8 @@ Layout, for T trees, M = 2 * capacity nodes, L = capacity leaves, D features:
 - ``thresholds[T, M]``: ``x[feature] <= threshold`` goes left;
 - ``leaves[T, L, 5]``: class-0 weight, class-1 weight, weight at the last split attempt, weight the
   majority-class rule got right, weight naive Bayes got right;
-- ``gauss[T, L, 2, D, 5]``: per class and feature, weight, mean, M2, min, max;
+- ``gauss[T, L, 2, D, 7]``: per class and feature, weight, mean, M2, min, max, and the two
+  naive-Bayes terms that depend on the variance (so scoring takes no logarithm);
 - ``masks[T, L, D]``: 1 where the leaf uses the feature;
 - ``sizes[T, 2]``: nodes and leaves in use.
 """
@@ -32,6 +33,10 @@ from numba import njit
 F, LEFT, SLOT = 0, 1, 2  # nodes[..., :]
 C0, C1, LAST, MC_OK, NB_OK = 0, 1, 2, 3, 4  # leaves[..., :]
 GW, GMEAN, GM2, GMIN, GMAX = 0, 1, 2, 3, 4  # gauss[..., :]
+# Cached for naive Bayes, refreshed whenever that Gaussian learns: 1 / (2 var), and
+# log(sqrt(2 pi var)) (both 0 while the variance is 0: such a Gaussian abstains, as in river).
+GHALF_PRECISION, GLOG_NORM = 5, 6
+G_FIELDS = 7
 N_SPLITS = 10  # candidate thresholds per feature, evenly spaced in the observed range (river's)
 MIN_BRANCH_FRACTION = 0.01  # a split must send at least this share of the weight to two branches
 _HALF_LOG_TAU = 0.5 * math.log(2.0 * math.pi)
@@ -64,12 +69,11 @@ def naive_bayes_p1(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: 
     for c in range(2):
         sign = 1.0 if c == 0 else -1.0
         for d in range(z.shape[0]):
-            if masks[t, s, d] == 0:
+            g = gauss[t, s, c, d]
+            if masks[t, s, d] == 0 or g[GHALF_PRECISION] <= 0.0:
                 continue
-            var = _variance(gauss[t, s, c, d])
-            if var > 0.0:
-                diff = z[d] - gauss[t, s, c, d, GMEAN]
-                lead += sign * (diff * diff / (-2.0 * var) - _HALF_LOG_TAU - 0.5 * math.log(var))
+            diff = z[d] - g[GMEAN]
+            lead -= sign * (diff * diff * g[GHALF_PRECISION] + g[GLOG_NORM])
     return 1.0 / (1.0 + math.exp(min(lead, 700.0)))
 
 
@@ -188,6 +192,7 @@ def init_leaf(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: int, 
     leaves[t, s, C0], leaves[t, s, C1], leaves[t, s, LAST] = c0, c1, c0 + c1
     leaves[t, s, MC_OK] = leaves[t, s, NB_OK] = 0.0
     gauss[t, s, :, :, :3] = 0.0
+    gauss[t, s, :, :, GHALF_PRECISION:] = 0.0
     gauss[t, s, :, :, GMIN] = np.inf
     gauss[t, s, :, :, GMAX] = -np.inf
     dim = masks.shape[2]
@@ -224,6 +229,9 @@ def _observe(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: int, s
         g[GMEAN] += w * delta / g[GW]
         g[GM2] += w * delta * (z[d] - g[GMEAN])
         g[GMIN], g[GMAX] = min(g[GMIN], z[d]), max(g[GMAX], z[d])
+        var = _variance(g)
+        g[GHALF_PRECISION] = 0.5 / var if var > 0.0 else 0.0
+        g[GLOG_NORM] = _HALF_LOG_TAU + 0.5 * math.log(var) if var > 0.0 else 0.0
 
 
 @njit(cache=True)
@@ -377,7 +385,7 @@ class HoeffdingForest:
         self.nodes = np.full((t, 2 * self.capacity, 3), -1, dtype=np.int64)
         self.thresholds = np.zeros((t, 2 * self.capacity))
         self.leaves = np.zeros((t, self.capacity, 5))
-        self.gauss = np.zeros((t, self.capacity, 2, dim, 5))
+        self.gauss = np.zeros((t, self.capacity, 2, dim, G_FIELDS))
         self.masks = np.zeros((t, self.capacity, dim), dtype=np.uint8)
         self.sizes = np.ones((t, 2), dtype=np.int64)  # the root: one node, one leaf
         self.nodes[:, 0, SLOT] = 0

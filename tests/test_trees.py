@@ -24,7 +24,7 @@ def reference_gain(gauss: np.ndarray, classes: np.ndarray, d: int, cut: float) -
     """Information gain of ``x[d] <= cut`` from the leaf's Gaussians, written out plainly."""
 
     def below(c: int) -> float:
-        w, mean, m2, lo, hi = gauss[c, d]
+        w, mean, m2, lo, hi = gauss[c, d, :5]
         if w <= 0 or cut < lo:
             return 0.0
         if cut >= hi:
