@@ -35,7 +35,7 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]] = [
             (f"histogram_quantile(0.5, sum by (le) (rate(skewstream_batch_duration_seconds_bucket{{{SEL}}}[{RATE}])))", "p50"),
             (f"histogram_quantile(0.99, sum by (le) (rate(skewstream_batch_duration_seconds_bucket{{{SEL}}}[{RATE}])))", "p99"),
         ]),
-        ("Score / learn latency p50 / p99 (sampled)", "s", [
+        ("Score / learn time per micro-batch p50 / p99", "s", [
             (f"histogram_quantile(0.5, sum by (le, stage) (rate(skewstream_stage_duration_seconds_bucket{{{SEL}}}[{RATE}])))", "{{stage}} p50"),
             (f"histogram_quantile(0.99, sum by (le, stage) (rate(skewstream_stage_duration_seconds_bucket{{{SEL}}}[{RATE}])))", "{{stage}} p99"),
         ]),
