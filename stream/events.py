@@ -100,6 +100,9 @@ _LABELS: dict[Any, int | None] = {
 }  # fmt: skip
 
 
+_PLAIN_NUMBERS = {float, int}  # not bool: a subclass of int, but no feature value
+
+
 class Decoder:
     """Turns records into :class:`Event` / :class:`Label`; stateless apart from its settings."""
 
@@ -145,12 +148,12 @@ class Decoder:
         event_id = self._id(obj.get(self.id_field))
         y = self._label(obj.get(self.label_field))
         if not from_text:  # the common JSON record: every other field a plain number in range
-            x = {k: v for k, v in obj.items() if type(v) is float or type(v) is int}
-            for key in (self.id_field, self.ts_field, self.label_field):
-                x.pop(key, None)
-            others = len(obj) - len(x) - sum(key in obj for key in (self.id_field, self.ts_field, self.label_field))
-            if x and not others and max(map(abs, x.values())) <= self.max_abs_value:
-                return Event(event_id, self._ts(obj.get(self.ts_field)), x, y, ())
+            x = dict(obj)
+            x.pop(self.id_field, None)
+            ts = x.pop(self.ts_field, None)
+            x.pop(self.label_field, None)
+            if x and set(map(type, x.values())) <= _PLAIN_NUMBERS and max(map(abs, x.values())) <= self.max_abs_value:
+                return Event(event_id, self._ts(ts), x, y, ())
         x = {}
         non_numeric: list[str] = []
         skip = (self.id_field, self.ts_field, self.label_field)
