@@ -22,7 +22,7 @@ from stream.app import RunResult, make_decoder, make_metrics, stop_on_signals
 from stream.checkpoint import Checkpointer, CheckpointError
 from stream.config import Settings, checkpoint_key
 from stream.loop import CommitPolicy, Ports, Runner, StopSignal
-from stream.pipeline import Pipeline
+from stream.pipeline import Pipeline, warm_up
 from stream.positions import PositionStore
 
 if TYPE_CHECKING:
@@ -130,6 +130,7 @@ def serve(
     checkpointer = Checkpointer(root / "state" / settings.kafka.instance_id, settings.checkpoint.keep, key)
     state = checkpointer.load_latest()
     store = PositionStore(root / "positions")
+    warm_up(settings)  # load the compiled kernels before joining the group, not on its first poll
     outputs = KafkaOutputs(settings.kafka)
     events = KafkaEvents(settings.kafka)
     runner = Runner(
