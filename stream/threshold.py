@@ -22,11 +22,14 @@ def ring_write(values: np.ndarray, labels: np.ndarray, filled: int, new_values: 
     size, n = labels.shape[0], new_labels.shape[0]
     if n > size:
         filled += n - size
-        new_values, new_labels = new_values[:, -size:], new_labels[-size:]
-    at = (filled + np.arange(new_labels.shape[0])) % size
-    values[:, at] = new_values
-    labels[at] = new_labels
-    return int(filled + new_labels.shape[0])
+        new_values, new_labels, n = new_values[:, -size:], new_labels[-size:], size
+    start = filled % size
+    first = min(n, size - start)  # up to the end of the buffer, the rest wraps to its start
+    values[:, start : start + first] = new_values[:, :first]
+    labels[start : start + first] = new_labels[:first]
+    values[:, : n - first] = new_values[:, first:]
+    labels[: n - first] = new_labels[first:]
+    return int(filled + n)
 
 
 class Ring:

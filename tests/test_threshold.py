@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stream.config import ThresholdSettings
-from stream.threshold import Threshold, best_gmean_threshold
+from stream.threshold import Threshold, best_gmean_threshold, ring_write
 
 
 def test_budget_mode_alerts_on_the_top_share() -> None:
@@ -38,3 +38,21 @@ def test_gmean_mode_finds_the_separating_cut() -> None:
 
 def test_best_gmean_needs_both_classes() -> None:
     assert best_gmean_threshold(np.array([0.1, 0.2]), np.array([0, 0])) is None
+
+
+def test_ring_write_keeps_the_newest_in_arrival_slots() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        size = int(rng.integers(1, 20))
+        values, labels = np.zeros((2, size)), np.zeros(size, dtype=np.int64)
+        expected_values, expected_labels = np.zeros((2, size)), np.zeros(size, dtype=np.int64)
+        filled = seen = 0
+        for _ in range(5):
+            n = int(rng.integers(0, 30))
+            new_values, new_labels = rng.normal(size=(2, n)), rng.integers(0, 2, n)
+            filled = ring_write(values, labels, filled, new_values, new_labels)
+            for i in range(n):  # one at a time, slot = arrival index modulo size
+                expected_values[:, (seen + i) % size], expected_labels[(seen + i) % size] = new_values[:, i], new_labels[i]
+            seen += n
+        assert filled == seen
+        assert np.array_equal(values, expected_values) and np.array_equal(labels, expected_labels)
