@@ -85,6 +85,7 @@ ABLATIONS: dict[str, dict[str, dict[str, Any]]] = {
     "drift on the overall error": {"model": {"drift_scope": "overall"}},
     "no drift handling": {"model": {"drift": "none"}},
     "threshold: best G-mean": {"threshold": {"mode": "gmean"}},
+    "event by event (micro-batches of 1)": {"model": {"micro_batch": 1}},
 }
 
 
