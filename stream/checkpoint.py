@@ -24,7 +24,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # 2 adds the HMAC field; format 1 files are still read (they count as unsigned)
+# 2 added the HMAC field; 3: the state of micro-batch builds (their pipeline, models and drift
+# monitors are laid out differently, so older states are refused, never unpickled into them).
+FORMAT = 3
 _MAGIC = b"SKEWSTREAM-CKPT"
 
 
@@ -90,8 +92,13 @@ class Checkpointer:
         parts = header.split(b" ")
         if len(parts) not in (3, 4) or parts[0] != _MAGIC or not parts[1].isdigit():
             raise CheckpointError(f"checkpoint {path.name}: not a skewstream checkpoint")
-        if int(parts[1]) not in (1, FORMAT):
-            raise CheckpointError(f"checkpoint {path.name}: format {int(parts[1])}, this build reads 1..{FORMAT}")
+        if int(parts[1]) < FORMAT:
+            raise CheckpointRefused(
+                f"checkpoint {path.name}: written by an older skewstream (format {int(parts[1])}, this build "
+                f"reads {FORMAT}); finish with that build, or empty checkpoint.dir ({self.dir}) to start afresh"
+            )
+        if int(parts[1]) != FORMAT:
+            raise CheckpointError(f"checkpoint {path.name}: format {int(parts[1])}, this build reads {FORMAT}")
         if hashlib.sha256(payload).hexdigest().encode() != parts[2]:
             raise CheckpointError(f"checkpoint {path.name}: checksum mismatch (truncated or corrupted)")
         self._authenticate(path, payload, parts[3] if len(parts) == 4 else b"-")

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.checkpoint import Checkpointer, CheckpointError, state_digest
+from stream.checkpoint import Checkpointer, CheckpointError, CheckpointRefused, state_digest
 
 
 def test_save_load_keeps_the_newest_n(tmp_path: Path) -> None:
@@ -100,3 +100,13 @@ def test_key_settings_fail_with_the_setting_named(tmp_path: Path, monkeypatch: p
         checkpoint_key(CheckpointSettings(signing_key_file=tmp_path / "missing"))
     (tmp_path / "key").write_bytes(KEY + b"\n")
     assert checkpoint_key(CheckpointSettings(signing_key_file=tmp_path / "key")) == KEY
+
+
+def test_a_checkpoint_of_an_older_build_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    checkpointer = Checkpointer(tmp_path, keep=2)
+    path = checkpointer.save({"x": 1})
+    header, _, payload = path.read_bytes().partition(b"\n")
+    magic, _, rest = header.split(b" ", 2)
+    path.write_bytes(magic + b" 2 " + rest + b"\n" + payload)  # as the builds before micro-batches wrote them
+    with pytest.raises(CheckpointRefused, match="older skewstream .* checkpoint.dir"):
+        Checkpointer(tmp_path, keep=2).load_latest()
