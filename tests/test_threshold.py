@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stream.config import ThresholdSettings
-from stream.threshold import Threshold, best_gmean_threshold, ring_write
+from stream.threshold import Threshold, best_gmean_threshold, quantile, ring_write
 
 
 def test_budget_mode_alerts_on_the_top_share() -> None:
@@ -56,3 +56,11 @@ def test_ring_write_keeps_the_newest_in_arrival_slots() -> None:
             seen += n
         assert filled == seen
         assert np.array_equal(values, expected_values) and np.array_equal(labels, expected_labels)
+
+
+def test_quantile_is_numpys() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(500):
+        values = rng.random(int(rng.integers(1, 5000)))
+        q = float(rng.choice([0.5, 0.9, 0.99, 0.999, rng.random()]))
+        assert quantile(values, q) == np.quantile(values, q)
