@@ -61,7 +61,7 @@ def quantile(values: np.ndarray, q: float) -> float:
     >>> quantile(v, 0.95), float(np.quantile(v, 0.95))
     (9.5, 9.5)
     """
-    position = (values.shape[0] - 1) * q
+    position = float((values.shape[0] - 1) * q)
     lo = int(np.floor(position))
     hi = min(lo + 1, values.shape[0] - 1)
     part = np.partition(values, [lo, hi])
