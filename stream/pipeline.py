@@ -7,7 +7,7 @@ joins a delayed label to the event it belongs to. Everything here is the checkpo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -22,6 +22,9 @@ from stream.quality import Prequential
 from stream.sampling import VQSampler
 from stream.threshold import Threshold
 from stream.weighting import ClassWeights
+
+# An admitted event and what scoring it gave: z, served score, candidates' scores, anomaly, alert, cut.
+ScoredRow = tuple[Event, np.ndarray, float, np.ndarray, float, bool, float]
 
 # Test hook: called with (event id, label) on every learning step (counts "learned twice").
 LearnHook = Callable[[str, int], None]
@@ -93,7 +96,6 @@ class Pipeline:
         first = next((i for i, m in enumerate(messages) if isinstance(m, Event)), len(messages))
         for i in range(first):
             results[i] = self._label(messages[i])  # type: ignore[arg-type]  # not an Event: a Label
-        started = time.perf_counter()
         good: list[int] = []
         for i in range(first, len(messages)):
             message = messages[i]
@@ -105,21 +107,7 @@ class Pipeline:
                     results[i] = bad
         if not good:
             return results
-        zs = self.features.vectors([messages[i] for i in good])  # type: ignore[misc]  # Events
-        if self.sampler is None:
-            self.sampler = VQSampler(self.settings.sampler, zs.shape[1], self.settings.model.seed)
-        served, candidates = self.model.score_many(zs)
-        anomalies = self.anomaly.score_many(zs, self.sampler)
-        self._sample("score", started)  # an event's score exists once its chunk's does
-        cuts = self.threshold.judge(served)
-        alerts = served > cuts
-        events: list[Event] = [messages[i] for i in good]  # type: ignore[misc]
-        self.counts["scored"] += len(good)
-        self.counts["alerts"] += int(alerts.sum())
-        self.in_batch += len(good)
-        self.anomaly.learn_many(zs[[event.y != 1 for event in events]])  # normal traffic only
-        outcome = zip(events, zs, served.tolist(), candidates.T, anomalies.tolist(), alerts.tolist(), cuts.tolist())
-        scored = dict(zip(good, outcome))
+        scored = dict(zip(good, self._score_events([messages[i] for i in good])))  # type: ignore[misc]
         for i in range(first, len(messages)):
             message = messages[i]
             if isinstance(message, Label):
@@ -127,6 +115,23 @@ class Pipeline:
             elif i in scored:
                 results[i] = self._scored(*scored[i])
         return results
+
+    def _score_events(self, events: list[Event]) -> Iterator[ScoredRow]:
+        """Vectorise and score admitted events together; per event what ``_scored`` needs."""
+        started = time.perf_counter()
+        zs = self.features.vectors(events)
+        if self.sampler is None:
+            self.sampler = VQSampler(self.settings.sampler, zs.shape[1], self.settings.model.seed)
+        served, candidates = self.model.score_many(zs)
+        anomalies = self.anomaly.score_many(zs, self.sampler)
+        self._sample("score", started)  # an event's score exists once its chunk's does
+        cuts = self.threshold.judge(served)
+        alerts = served > cuts
+        self.counts["scored"] += len(events)
+        self.counts["alerts"] += int(alerts.sum())
+        self.in_batch += len(events)
+        self.anomaly.learn_many(zs[[event.y != 1 for event in events]])  # normal traffic only
+        return zip(events, zs, served.tolist(), candidates.T, anomalies.tolist(), alerts.tolist(), cuts.tolist())
 
     def _label(self, label: Label) -> BadRecord | None:
         try:

@@ -100,8 +100,8 @@ class ModelSet:
         model changed at the last of them; ``start`` when the detectors are not ADWIN (then use
         ``observe``). A model on trial scores the run as it stands at its start.
         """
-        banks = [c.monitors for c in self.candidates]
-        if not all(isinstance(b, AdwinMonitors) for b in banks):
+        banks = [c.monitors for c in self.candidates if isinstance(c.monitors, AdwinMonitors)]
+        if len(banks) < len(self.candidates):
             return start, False
         zs, ys, scores = zs[start:], ys[start:], scores[:, start:]
         run = ys.shape[0]
@@ -114,9 +114,11 @@ class ModelSet:
         ys, scores = ys[:run], scores[:, :run]
         cooldowns = np.array([c.cooldown for c in self.candidates], dtype=np.int64)
         fired = np.zeros(len(banks), dtype=np.int64)
+        errors = np.where(ys == 1, 1.0 - scores, scores)
+        per_class = self.candidates[0].settings.drift_scope == "per_class"
         n = watch_run(
-            tuple(b.stats for b in banks), tuple(b.buckets for b in banks), tuple(b.counts for b in banks),  # type: ignore[union-attr]
-            cooldowns, ys, np.where(ys == 1, 1.0 - scores, scores), self.candidates[0].settings.drift_scope == "per_class", fired,
+            tuple(b.stats for b in banks), tuple(b.buckets for b in banks), tuple(b.counts for b in banks),
+            cooldowns, ys, errors, per_class, fired,
         )  # fmt: skip
         for i, candidate in enumerate(self.candidates):
             candidate.cooldown = int(cooldowns[i])
