@@ -120,6 +120,16 @@ class Decoder:
             return self.decode_csv(record.value, record.header)
         return self.decode_json(record.value)
 
+    def decode_many(self, records: list[Record]) -> list[Event | Label | BadRecord]:
+        """``decode`` of each record in order; a bad one gives its ``BadRecord`` in its place."""
+        out: list[Event | Label | BadRecord] = []
+        for record in records:
+            try:
+                out.append(self.decode(record))
+            except BadRecord as bad:
+                out.append(bad)
+        return out
+
     def decode_json(self, raw: bytes) -> Event | Label:
         self._check_size(raw)
         try:
@@ -127,9 +137,30 @@ class Decoder:
         except orjson.JSONDecodeError as exc:
             reason = "invalid_encoding" if "utf-8" in str(exc).lower() else "invalid_json"
             raise BadRecord(reason, str(exc)) from None
+        event = self._plain_event(obj)
+        if event is not None:
+            return event
         if not isinstance(obj, dict):
             raise BadRecord("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
         return self.decode_mapping(obj, from_text=False)
+
+    def _plain_event(self, obj: Any) -> Event | None:
+        """The common JSON record in a few C-level checks: a string (or integer) id, a 0 / 1 / null
+        label, a finite number or no time, and every other field a plain number within range.
+        None for anything else, which then takes the general path (and its exact error)."""
+        if type(obj) is not dict:
+            return None
+        x = dict(obj)
+        event_id, ts, y = x.pop(self.id_field, None), x.pop(self.ts_field, None), x.pop(self.label_field, None)
+        if type(event_id) is int:
+            event_id = str(event_id)
+        plain = (
+            type(event_id) is str and event_id != "" and bool(x)
+            and (y is None or (type(y) is int and (y == 0 or y == 1)))
+            and (ts is None or ((type(ts) is float or type(ts) is int) and math.isfinite(ts)))
+            and set(map(type, x.values())) <= _PLAIN_NUMBERS and max(map(abs, x.values())) <= self.max_abs_value
+        )  # fmt: skip
+        return Event(event_id, None if ts is None else float(ts), x, y, ()) if plain else None
 
     def decode_csv(self, raw: bytes, header: tuple[str, ...]) -> Event | Label:
         self._check_size(raw)
@@ -147,14 +178,7 @@ class Decoder:
         """Decode a flat mapping; ``from_text`` parses numbers written as strings (CSV)."""
         event_id = self._id(obj.get(self.id_field))
         y = self._label(obj.get(self.label_field))
-        if not from_text:  # the common JSON record: every other field a plain number in range
-            x = dict(obj)
-            x.pop(self.id_field, None)
-            ts = x.pop(self.ts_field, None)
-            x.pop(self.label_field, None)
-            if x and set(map(type, x.values())) <= _PLAIN_NUMBERS and max(map(abs, x.values())) <= self.max_abs_value:
-                return Event(event_id, self._ts(ts), x, y, ())
-        x = {}
+        x: dict[str, float] = {}
         non_numeric: list[str] = []
         skip = (self.id_field, self.ts_field, self.label_field)
         for key, value in obj.items():

@@ -138,11 +138,8 @@ class Runner:
         The pipeline takes them a micro-batch at a time; with pacing, one event at a time.
         """
         run: list[tuple[Record, Event | Label | BadRecord]] = []
-        for record in records:
-            try:
-                message: Event | Label | BadRecord = self.decoder.decode(record)
-            except BadRecord as bad:
-                message = bad  # dead-lettered in its place among the run's outputs
+        # A bad record is dead-lettered in its place among the run's outputs.
+        for record, message in zip(records, self.decoder.decode_many(records)):
             if self.pacer.speed is not None and isinstance(message, Event):
                 self._process(run)
                 run = []

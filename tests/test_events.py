@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from stream.events import REASONS, BadRecord, Decoder, Event, Label, Record
@@ -62,3 +63,28 @@ def test_csv_rows_parse_numbers_and_empty_cells(decoder: Decoder) -> None:
         decoder.decode(Record(b"e3,1,0,nan,1", "f:3", 0, 3, header))
     with pytest.raises(BadRecord, match="invalid_csv"):
         decoder.decode(Record(b"e3,1,0", "f:3", 0, 3, header))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"id": "a", "ts": 1700000000.5, "label": 0, "f": 1.5, "g": -2}',
+        b'{"id": 7, "ts": 17, "label": null, "f": 0.0}',
+        b'{"id": "b", "label": 1, "f": 1e15}',
+        b'{"f": 2.5, "id": "c"}',
+        b'{"id": "d", "ts": 3, "label": true, "f": 1}',  # a bool label: the general path
+        b'{"id": "e", "f": 1, "flag": false}',  # a bool feature: the general path (non-numeric)
+    ],
+)
+def test_the_short_path_decodes_as_the_general_one(decoder: Decoder, raw: bytes) -> None:
+    decoded = decoder.decode_json(raw)
+    assert decoded == decoder.decode_mapping(orjson.loads(raw), from_text=False)
+    (batch,) = decoder.decode_many([Record(raw, "t", 0, 1)])
+    assert batch == decoded
+
+
+def test_decode_many_keeps_bad_records_in_place(decoder: Decoder) -> None:
+    records = [Record(raw, "t", 0, i) for i, raw in enumerate([b'{"id": "a", "f": 1}', b"{oops", b'{"id": "b", "f": 2}'])]
+    first, bad, last = decoder.decode_many(records)
+    assert isinstance(first, Event) and isinstance(last, Event) and (first.id, last.id) == ("a", "b")
+    assert isinstance(bad, BadRecord) and bad.reason == "invalid_json"

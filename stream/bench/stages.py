@@ -26,7 +26,7 @@ from stream.weighting import ClassWeights
 
 # stage -> the (class, method) pairs that make it up
 STAGES: dict[str, list[tuple[type, str]]] = {
-    "decode": [(Decoder, "decode")],
+    "decode": [(Decoder, "decode_many")],
     "vectorise": [(FeatureSpace, "vectors")],
     "score (model)": [(ModelSet, "score_many")],
     "anomaly (score + learn)": [(AnomalyScorer, "score_many"), (AnomalyScorer, "learn_many"), (AnomalyScorer, "flush")],
