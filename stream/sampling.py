@@ -176,18 +176,14 @@ class VQSampler:
     def weight(self, z: np.ndarray, y: int) -> float:
         """0.0 to skip this event; else its learning weight (1.0, or with ``density_correction``
         the inverse keep rate of its region, so the kept majority keeps the majority's density)."""
-        self.priors.update(y)
-        self.seen += 1
-        self.offered[y] += 1
-        w = self._decide(z, y)
-        self.kept[y] += w > 0.0
-        return w
+        return float(self.weight_many(z[None, :], np.array([y], dtype=np.int64))[0])
 
     def weight_many(self, zs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        """``weight`` of every row, in order, in one kernel call (the vq mode; others event by event)."""
+        """``weight`` of every row, in order: one kernel call in the vq mode (the decision lives
+        only there), event by event for random undersampling and when sampling is off."""
         s = self.settings
         if not s.enabled or s.mode != "vq":
-            return np.array([self.weight(z, y) for z, y in zip(zs, ys.tolist())])
+            return np.array([self._weigh_plainly(y) for y in ys.tolist()])
         mass = np.array(self.priors.mass)
         tallies = np.array([self.seen, *self.offered, *self.kept], dtype=np.float64)
         params = np.array([
@@ -203,23 +199,19 @@ class VQSampler:
         self.seen, self.offered, self.kept = int(tallies[0]), [int(tallies[1]), int(tallies[2])], [int(tallies[3]), int(tallies[4])]
         return out
 
-    def _decide(self, z: np.ndarray, y: int) -> float:
+    def _weigh_plainly(self, y: int) -> float:
+        """Random undersampling at the keep rate, or (sampling off) every event."""
         s = self.settings
-        if not s.enabled or y == self.priors.minority_class():
-            return 1.0
-        rate = self.keep_rate() if self.seen > s.warmup else 1.0
-        if s.mode == "random":
+        self.priors.update(y)
+        self.seen += 1
+        self.offered[y] += 1
+        w = 1.0
+        if s.enabled and y != self.priors.minority_class():
+            rate = self.keep_rate() if self.seen > s.warmup else 1.0
             keep = self.rng.random() < rate
-            return (1.0 / rate if s.density_correction else 1.0) if keep else 0.0
-        keep, j = vq_step(
-            self.codebook, self.counts, self.usage, self.kept_usage, self.buckets, self.state, z,
-            rate, s.lr_floor, s.reseed_distance, s.bucket_capacity,
-        )  # fmt: skip
-        if not keep:
-            return 0.0
-        if not s.density_correction:
-            return 1.0
-        return float(min(s.max_correction, self.usage[j] / self.kept_usage[j]))
+            w = (1.0 / rate if s.density_correction else 1.0) if keep else 0.0
+        self.kept[y] += w > 0.0
+        return w
 
     def distance(self, z: np.ndarray) -> float:
         """Distance from ``z`` to the majority codebook (an anomaly score), 0 while empty."""

@@ -43,24 +43,28 @@ class DecayedPriors:
 
 
 @njit(cache=True)
+def class_weight(mass: np.ndarray, y: int, seen: int, params: np.ndarray) -> float:
+    """The weight of class ``y`` from the decayed class masses; params: enabled, warmup, beta, cap."""
+    if params[0] == 0.0 or seen < params[1]:
+        return 1.0
+    total = mass[0] + mass[1]
+    p_c = mass[y] / total if total > 0 else 0.5
+    p_majority = max(mass[0], mass[1]) / total if total > 0 else 0.5
+    if p_c <= 0.0:
+        return float(params[3])
+    return float(min(params[3], (p_majority / p_c) ** params[2]))
+
+
+@njit(cache=True)
 def class_weights(mass: np.ndarray, decay: float, ys: np.ndarray, ws: np.ndarray, params: np.ndarray, seen: int, out: np.ndarray) -> int:
-    """``observe(y, w)`` then ``weight(y)`` for every kept event in order; params: enabled, warmup,
-    beta, max weight. Returns the new count of events seen."""
+    """``observe(y, w)`` then ``weight(y)`` for every kept event in order. Returns the new count seen."""
     for r in range(ys.shape[0]):
         y = ys[r]
         mass[0] *= decay
         mass[1] *= decay
         mass[y] += (1.0 - decay) * ws[r]
         seen += 1
-        total = mass[0] + mass[1]
-        p_c = mass[y] / total if total > 0 else 0.5
-        p_maj = max(mass[0], mass[1]) / total if total > 0 else 0.5
-        if params[0] == 0.0 or seen < params[1]:
-            out[r] = 1.0
-        elif p_c <= 0.0:
-            out[r] = params[3]
-        else:
-            out[r] = min(params[3], (p_maj / p_c) ** params[2])
+        out[r] = class_weight(mass, y, seen, params)
     return seen
 
 
@@ -73,25 +77,19 @@ class ClassWeights:
         self.seen = 0
 
     def observe(self, y: int, weight: float = 1.0) -> None:
-        self.priors.update(y, weight)
-        self.seen += 1
+        self.weigh_many(np.array([y], dtype=np.int64), np.array([weight]))
 
     def weigh_many(self, ys: np.ndarray, ws: np.ndarray) -> np.ndarray:
         """``observe(y, w)`` then ``weight(y)`` for each kept event, in order, in one kernel call."""
-        s = self.settings
         mass = np.array(self.priors.mass)
         out = np.zeros(ys.shape[0])
-        params = np.array([float(s.enabled), s.warmup, s.beta, s.max_weight])
-        self.seen = class_weights(mass, self.priors.decay, ys, ws, params, self.seen, out)
+        self.seen = class_weights(mass, self.priors.decay, ys, ws, self._params(), self.seen, out)
         self.priors.mass = mass.tolist()
         return out
 
     def weight(self, y: int) -> float:
+        return float(class_weight(np.array(self.priors.mass), y, self.seen, self._params()))
+
+    def _params(self) -> np.ndarray:
         s = self.settings
-        if not s.enabled or self.seen < s.warmup:
-            return 1.0
-        p_c = self.priors.prior(y)
-        p_maj = max(self.priors.prior(0), self.priors.prior(1))
-        if p_c <= 0.0:
-            return s.max_weight
-        return float(min(s.max_weight, (p_maj / p_c) ** s.beta))
+        return np.array([float(s.enabled), s.warmup, s.beta, s.max_weight])
