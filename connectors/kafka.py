@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +49,9 @@ CONSUMER_DEFAULTS: dict[str, Any] = {"auto_offset_reset": "earliest"}
 # Committing group offsets only feeds lag monitoring (positions live in the checkpoint): never
 # let it hold the loop for long.
 COMMIT_TIMEOUT_MS = 5_000
+# A partition whose high watermark is beyond its position yet that yields nothing for this long is
+# starved: kafka-python 3 was seen to stop fetching one (under load; polls empty, lag standing).
+FETCH_STALL_SECONDS = 30.0
 
 
 def reachable(bootstrap_servers: str, timeout: float = 1.0) -> bool:
@@ -162,7 +167,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _guard(self, callback: Callable[[Partitions], None], parts: Partitions) -> None:
         try:
-            callback(parts)
+            with self.owner.loop_turn:  # not while the loop is midway through a batch (see KafkaEvents)
+                callback(parts)
         except Exception as exc:
             self.owner.callback_error = exc
             raise
@@ -180,6 +186,15 @@ class KafkaEvents:
         self.on_revoked: Callable[[Partitions], None] | None = None
         self.on_assigned: Callable[[Partitions], None] | None = None
         self.callback_error: Exception | None = None
+        # kafka-python 3 runs rebalance callbacks on its IO thread, and a join that outlives one poll
+        # completes there while the loop goes on. The loop's thread holds this lock except while it
+        # waits inside kafka-python, so a callback (which saves or moves the runner's state) runs only
+        # between batches, never against a half-processed one. Only calls that may wait on the IO
+        # thread release it; a callback must not make those (kafka-python refuses them there).
+        self.loop_turn = threading.Lock()
+        self.loop_turn.acquire()
+        self.starved_since: dict[Any, float] = {}
+        self.fetch_stalls = 0
         self.labels = KafkaLabels(self) if k.labels_topic else None
         topics = [k.events_topic] + ([k.labels_topic] if k.labels_topic else [])
         self._check_topics()
@@ -204,10 +219,20 @@ class KafkaEvents:
     def exhausted(self) -> bool:
         return False
 
+    @contextmanager
+    def _inside_kafka(self) -> Iterator[None]:
+        self.loop_turn.release()
+        try:
+            yield
+        finally:
+            self.loop_turn.acquire()
+
     def poll(self, max_records: int) -> list[Record]:
-        batches = self.consumer.poll(timeout_ms=self.k.poll_timeout_ms, max_records=max_records)
+        with self._inside_kafka():
+            batches = self.consumer.poll(timeout_ms=self.k.poll_timeout_ms, max_records=max_records)
         if self.callback_error is not None:
             raise self.callback_error
+        self._watch_fetching(set(batches))
         events: list[Record] = []
         for tp in sorted(batches, key=lambda t: (t.topic, t.partition)):
             records = [_record(msg) for msg in batches[tp]]
@@ -218,6 +243,26 @@ class KafkaEvents:
         if self.labels is not None:
             self.labels.apply_backpressure()
         return events
+
+    def _watch_fetching(self, fed: set[Any], now: float | None = None) -> None:
+        """Re-arm a starved partition: seeking it to its own position drops the client's fetch state for it."""
+        now = time.monotonic() if now is None else now
+        states = self.consumer._subscription.assignment  # position() may start requests; this only reads
+        for tp in self.consumer.assignment():
+            state = states.get(tp)
+            high = self.consumer.highwater(tp)
+            if tp in fed or state is None or state.paused or state.position is None or high is None or high <= state.position.offset:
+                self.starved_since.pop(tp, None)
+                continue
+            since = self.starved_since.setdefault(tp, now)
+            if now - since >= FETCH_STALL_SECONDS:
+                log.warning(
+                    "kafka: %s/%d has records up to %d but none came from %d for %.0fs; seeking it to %d again (%s)",
+                    tp.topic, tp.partition, high, state.position.offset, now - since, state.position.offset, _fetch_state(self.consumer, tp),
+                )  # fmt: skip
+                self.consumer.seek(tp, state.position.offset)
+                self.fetch_stalls += 1
+                self.starved_since[tp] = now
 
     def seek(self, offsets: Offsets, topic: str | None = None) -> None:
         """Seek assigned partitions of ``topic`` (default: events) to these next offsets."""
@@ -234,7 +279,8 @@ class KafkaEvents:
         if not commit:
             return
         try:
-            self.consumer.commit(commit, timeout_ms=COMMIT_TIMEOUT_MS)
+            with self._inside_kafka():
+                self.consumer.commit(commit, timeout_ms=COMMIT_TIMEOUT_MS)
         except KafkaError as exc:  # lag only: the next commit point tries again
             log.warning("kafka: group offsets not committed (lag shows stale until the next commit): %r", exc)
 
@@ -248,7 +294,9 @@ class KafkaEvents:
             for tp in self.consumer.assignment():
                 high = self.consumer.highwater(tp)
                 if high is not None:
-                    lags[f"{tp.topic}/{tp.partition}"] = max(0, high - self.consumer.position(tp))
+                    with self._inside_kafka():
+                        position = self.consumer.position(tp)
+                    lags[f"{tp.topic}/{tp.partition}"] = max(0, high - position)
         except (KafkaError, RuntimeError):
             # position() may ask the broker: during an outage it fails, and on kafka-python's IO
             # thread it is refused with a RuntimeError (the revoke callback no longer publishes;
@@ -259,9 +307,22 @@ class KafkaEvents:
     def close(self) -> None:
         """Bounded; never raises (it runs while another error may be on its way out)."""
         try:
-            self.consumer.close(autocommit=False, timeout_ms=int(self.k.close_timeout_seconds * 1000))
+            with self._inside_kafka():
+                self.consumer.close(autocommit=False, timeout_ms=int(self.k.close_timeout_seconds * 1000))
         except KafkaError as exc:
             log.warning("consumer did not close cleanly: %r", exc)
+
+
+def _fetch_state(consumer: Any, tp: Any) -> str:
+    """What kafka-python holds about a partition's fetching (private fields: a diagnosis, never fatal)."""
+    try:
+        state = {k: v for k, v in vars(consumer._subscription.assignment[tp]).items() if k != "highwater"}
+        fetcher = consumer._fetcher
+        futures = [("done" if f.is_done else "pending") for f in fetcher._fetch_futures]
+        pending_nodes = sorted(fetcher._nodes_with_pending_fetch_requests)
+        return f"partition {state}; fetches {futures}; nodes with a pending fetch {pending_nodes}; buffered {len(fetcher._completed_fetches)}"
+    except Exception as exc:  # noqa: BLE001 - the warning must not fail on a client's internals
+        return f"client state unreadable: {exc!r}"
 
 
 class KafkaLabels:

@@ -41,7 +41,10 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]] = [
         ]),
     ]),
     ("Kafka", [
-        ("Consumer lag by partition", "short", [(f"skewstream_consumer_lag{{{SEL}}}", "{{topic}}/{{partition}}")]),
+        ("Consumer lag by partition (and starved partitions re-armed)", "short", [
+            (f"skewstream_consumer_lag{{{SEL}}}", "{{topic}}/{{partition}}"),
+            (f"increase(skewstream_consumer_fetch_stalls_total{{{SEL}}}[1h])", "re-armed in 1h {{instance}}"),
+        ]),
         ("Seconds since the last checkpoint (commit)", "s", [(f"time() - skewstream_checkpoint_last_success_timestamp_seconds{{{SEL}}}", "{{instance}}")]),
         ("Checkpoint duration p99", "s", [(f"histogram_quantile(0.99, sum by (le) (rate(skewstream_checkpoint_duration_seconds_bucket{{{SEL}}}[{RATE}])))", "p99")]),
         ("Broker unreachable (outages waited out)", "short", [

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import signal
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if hasattr(signal, "SIGUSR1"):
+        # `kill -USR1 <pid>`: every thread's stack on stderr, the process going on (a stall's first clue).
+        faulthandler.register(signal.SIGUSR1, file=2, all_threads=True)
     args = build_parser().parse_args(argv)
     try:
         if args.command == "replay":

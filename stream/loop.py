@@ -192,6 +192,7 @@ class Runner:
             lag = getattr(self.ports.source, "lag", None)
             if lag is not None:
                 snapshot["lag"] = lag()
+                snapshot["fetch_stalls"] = getattr(self.ports.source, "fetch_stalls", 0)
             self.metrics.publish(snapshot, self.pipeline.latency)
             self._published = time.monotonic()
 

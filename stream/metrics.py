@@ -56,6 +56,7 @@ METRIC_NAMES = (
     "skewstream_loop_heartbeat_timestamp_seconds",
     "skewstream_broker_unreachable",
     "skewstream_broker_outages_total",
+    "skewstream_consumer_fetch_stalls_total",
     "skewstream_build_info",
 )
 QUALITY_METRICS = ("pr_auc", "roc_auc", "recall", "precision", "gmean", "kappa", "recall_at_budget")
@@ -117,6 +118,8 @@ class _SnapshotCollector(Collector):
         for where, behind in snap.get("lag", {}).items():
             lag.add_metric(where.rsplit("/", 1), behind)
         yield lag
+        if "fetch_stalls" in snap:
+            yield _counter("consumer_fetch_stalls", "Starved partitions the consumer re-armed (records there, none fetched).", snap["fetch_stalls"])
 
 
 def _selection(snap: dict[str, Any]) -> Iterator[Metric]:

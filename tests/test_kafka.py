@@ -1,14 +1,20 @@
-"""KafkaOutputs' delivery rules with a fake producer: outages are waited out, refusals are bounded."""
+"""KafkaOutputs' delivery rules with a fake producer: outages are waited out, refusals are bounded;
+KafkaEvents runs rebalance callbacks only between batches."""
 
 from __future__ import annotations
 
+import threading
+import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from kafka import TopicPartition
 from kafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
 from kafka.future import Future
+from kafka.structs import OffsetAndMetadata
 
-from connectors.kafka import KafkaOutputs, SinkError
+from connectors.kafka import FETCH_STALL_SECONDS, KafkaEvents, KafkaOutputs, SinkError
 from stream.config import load_settings
 
 
@@ -115,3 +121,79 @@ def test_the_gil_wait_warning_of_kafka_pythons_io_thread_is_dropped_and_others_k
         selector.warning("Task <Task at 0x7f> ran for 0.155s (>0.100s threshold). It is blocking the event loop -- likely ...")
         selector.warning("Task %s left RUNNING after step; demoting to UNSCHEDULED", "t")
     assert [r.getMessage() for r in caplog.records] == ["Task t left RUNNING after step; demoting to UNSCHEDULED"]
+
+
+class FakeConsumer:
+    """Runs the rebalance listener on its own thread, as kafka-python 3's IO thread does when a join
+    completes after the poll that started it has returned."""
+
+    def __init__(self) -> None:
+        self.listener: Any = None
+        self.io_thread: threading.Thread | None = None
+        self._subscription = SimpleNamespace(assignment={})
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._subscription.assignment)
+
+    def topics(self) -> set[str]:
+        return {"events", "labels", "scores", "dead-letters"}
+
+    def subscribe(self, topics: list[str], listener: Any) -> None:
+        self.listener = listener
+
+    def join_completes_in_the_background(self) -> None:
+        self.io_thread = threading.Thread(target=self.listener.on_partitions_assigned, args=([TopicPartition("events", 0)],))
+        self.io_thread.start()
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[Any, Any]:
+        assert self.io_thread is not None
+        self.io_thread.join(timeout=5.0)  # the loop waits inside kafka-python: the callback may run now
+        return {}
+
+
+def test_a_rebalance_callback_from_the_io_thread_waits_until_the_loop_is_back_inside_kafka() -> None:
+    consumer = FakeConsumer()
+    events = KafkaEvents(load_settings(None).kafka, consumer)
+    seen: list[tuple[str, list[Any]]] = []
+    events.on_assigned = lambda parts: seen.append((threading.current_thread().name, parts))
+    consumer.join_completes_in_the_background()  # while the loop is midway through a batch
+    time.sleep(0.3)
+    assert seen == []  # it did not touch the runner's state under the batch
+    assert events.poll(100) == []
+    assert [parts for _, parts in seen] == [[("events", 0)]]
+    assert seen[0][0] != threading.current_thread().name  # it ran on the other thread, while poll waited
+
+
+class StarvingConsumer(FakeConsumer):
+    """Three partitions with records beyond their positions; only those in ``fed`` yield any."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        position = OffsetAndMetadata(100, "", -1)
+        self.parts = [TopicPartition("events", p) for p in range(3)]
+        self._subscription = SimpleNamespace(assignment={tp: SimpleNamespace(paused=False, position=position) for tp in self.parts})
+        self._subscription.assignment[self.parts[2]].paused = True  # held back on purpose (label backpressure)
+        self.sought: list[tuple[TopicPartition, int]] = []
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return 500
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.sought.append((tp, offset))
+
+
+def test_a_partition_with_records_that_yields_none_for_long_is_re_armed_once_per_stall() -> None:
+    consumer = StarvingConsumer()
+    events = KafkaEvents(load_settings(None).kafka, consumer)
+    fed = {consumer.parts[0]}
+    for now in (0.0, 10.0, FETCH_STALL_SECONDS - 1):
+        events._watch_fetching(fed, now)
+    assert consumer.sought == [] and events.fetch_stalls == 0  # not yet starved for long enough
+    events._watch_fetching(fed, FETCH_STALL_SECONDS)
+    # Only partition 1: 0 yields records and 2 is paused.
+    assert consumer.sought == [(consumer.parts[1], 100)] and events.fetch_stalls == 1
+    events._watch_fetching(fed, FETCH_STALL_SECONDS + 1)
+    assert events.fetch_stalls == 1  # the clock restarted at the re-arm
+    events._watch_fetching({consumer.parts[1]}, FETCH_STALL_SECONDS + 2)  # it yields again
+    events._watch_fetching(fed, 2 * FETCH_STALL_SECONDS + 1)
+    assert events.fetch_stalls == 1

@@ -9,6 +9,7 @@ import functools
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ import pytest
 from stream.bench.procstat import status_mb
 
 ROOT = Path(__file__).resolve().parents[2]
+STARTED: list[subprocess.Popen[bytes]] = []  # every service process, so none outlives its test
 
 
 @functools.cache
@@ -187,6 +189,7 @@ port = {self.port}
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
         )  # fmt: skip
         log.close()
+        STARTED.append(self.proc)
         return self
 
     def metrics(self) -> str:
@@ -211,21 +214,45 @@ port = {self.port}
             if value is not None and value >= at_least:
                 return value
             time.sleep(0.2)
-        raise AssertionError(f"{name} did not reach {at_least} in {timeout}s:\n{self.output()}")
+        raise AssertionError(f"{name} did not reach {at_least} in {timeout}s:\n{self.stalled()}")
+
+    def stalled(self) -> str:
+        """What a stuck service was doing: its counters, then every thread's stack (SIGUSR1), then killed."""
+        assert self.proc is not None
+        try:
+            counters = "\n".join(line for line in self.metrics().splitlines() if line.startswith("skewstream_") and "_bucket" not in line)
+        except OSError as exc:
+            counters = f"(metrics unreachable: {exc!r})"
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(2.0)
+        self.proc.kill()
+        self.proc.wait()
+        return f"--- metrics ---\n{counters[-6000:]}\n--- output (stacks last) ---\n{self.output(12000)}"
 
     def stop(self, sig: int, timeout: float = 30.0) -> int:
         assert self.proc is not None
         self.proc.send_signal(sig)
         return self.proc.wait(timeout=timeout)
 
-    def output(self) -> str:
+    def output(self, tail: int = 4000) -> str:
         path = self.workdir / f"serve-{self.instance}.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+        return path.read_text(errors="replace")[-tail:] if path.exists() else ""
 
     def learned(self) -> list[str]:
         if not self.learn_log.exists():
             return []
         return [line.split()[0] for line in self.learn_log.read_text().splitlines()]
+
+
+@pytest.fixture(autouse=True)
+def no_service_left() -> Iterator[None]:
+    """A failed test must not leave a service running into the next one (ports, groups, CPU)."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture

@@ -79,7 +79,7 @@ def test_stop_midway_and_restart_loses_nothing_and_learns_nothing_twice(kafka: s
     second = Service(kafka, topics, tmp_path, every_events=1500, port=first.port).start()
     try:
         second.wait_for("skewstream_events_scored_total", 1, timeout=60)
-        _wait_quiet(kafka, topics, len(ids))
+        _wait_quiet(kafka, topics, len(ids), second)
         scores = scores_by_id(kafka, topics)
         assert set(scores) == ids  # no event without a score
         repeated = sum(c - 1 for c in scores.values())
@@ -95,9 +95,9 @@ def test_stop_midway_and_restart_loses_nothing_and_learns_nothing_twice(kafka: s
             second.proc.kill()
 
 
-def _wait_quiet(kafka: str, topics: Topics, expected: int, timeout: float = 120.0) -> None:
+def _wait_quiet(kafka: str, topics: Topics, expected: int, service: Service, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if len(scores_by_id(kafka, topics)) >= expected:
             return
-    raise AssertionError("not every event was scored in time")
+    raise AssertionError(f"not every event was scored in time:\n{service.stalled()}")
