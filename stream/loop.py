@@ -154,7 +154,7 @@ class Runner:
             part, rest = head_with_events(run, self.pipeline.room, lambda item: isinstance(item[1], Event))
             run = list(rest)
             messages = [message for _, message in part if not isinstance(message, BadRecord)]
-            results = iter(self.pipeline.process_many(messages))
+            results = iter(self.pipeline.process_part(messages))
             for record, message in part:
                 result = message if isinstance(message, BadRecord) else next(results)
                 if isinstance(result, BadRecord):

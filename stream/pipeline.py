@@ -77,10 +77,16 @@ class Pipeline:
         """
         results: list[Scored | BadRecord | None] = []
         while messages:
-            chunk, messages = head_with_events(messages, self.room, lambda m: isinstance(m, Event))
-            results.extend(self._score_chunk(chunk))
-            if self.in_batch >= self.settings.model.micro_batch:
-                self.end_micro_batch()
+            part, messages = head_with_events(messages, self.room, lambda m: isinstance(m, Event))
+            results.extend(self.process_part(part))
+        return results
+
+    def process_part(self, messages: Sequence[Event | Label]) -> list[Scored | BadRecord | None]:
+        """``process_many`` of messages holding at most ``room`` events (a caller that cuts the input
+        at micro-batch ends itself); the micro-batch is learned if they complete it."""
+        results = self._score_chunk(messages)
+        if self.in_batch >= self.settings.model.micro_batch:
+            self.end_micro_batch()
         return results
 
     @property

@@ -133,7 +133,7 @@ class ModelSet:
         """Negatives no monitor fired on and no trial decided at: they only join the ranking window."""
         self.labelled += ys.shape[0]
         self.drifted = False
-        self.filled = ring_write(self.window_scores, self.window_labels, self.filled, scores, ys)
+        self._remember(ys, scores)
 
     def _settle(self, y: int, scores: np.ndarray, swapped: list[bool]) -> bool:
         """After the candidates saw a labelled event (``swapped``: who was replaced): window, ranking."""
@@ -144,7 +144,7 @@ class ModelSet:
                 self._reopen()
                 if i == self.champion:  # the served model changed; the sampler should follow it
                     changed = self.drifted = True
-        self._remember(y, scores)
+        self._remember(np.array([y]), scores[:, None])
         if y == 1:
             self.positives_since_change += 1
             if self.positives_since_change % self.selection.rank_every == 0:
@@ -153,11 +153,9 @@ class ModelSet:
             self.version += 1
         return changed
 
-    def _remember(self, y: int, scores: np.ndarray) -> None:
-        i = self.filled % self.window_labels.shape[0]
-        self.window_scores[:, i] = scores
-        self.window_labels[i] = y
-        self.filled += 1
+    def _remember(self, ys: np.ndarray, scores: np.ndarray) -> None:
+        """A run of labelled events' scores joins the ranking window."""
+        self.filled = ring_write(self.window_scores, self.window_labels, self.filled, scores, ys)
 
     def _reopen(self) -> None:
         self.filled = 0

@@ -40,12 +40,6 @@ class Ring:
         self.labels = np.zeros(size, dtype=np.int8)
         self.n = 0
 
-    def push(self, value: float, label: int = 0) -> None:
-        i = self.n % self.values.shape[0]
-        self.values[i] = value
-        self.labels[i] = label
-        self.n += 1
-
     def push_many(self, values: np.ndarray, labels: np.ndarray) -> None:
         self.n = ring_write(self.values[None, :], self.labels, self.n, values[None, :], labels)
 
