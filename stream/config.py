@@ -161,7 +161,9 @@ class AnomalySettings(_Section):
 
 class ThresholdSettings(_Section):
     mode: Literal["budget", "gmean"] = Field(
-        "budget", description="budget: alert on the top q of scores; gmean: best G-mean recently."
+        "budget",
+        description="budget: alert on the top alert_budget of scores (bounds the alert volume); gmean: the cut "
+        "with the best G-mean on recent labels (the budget rule until labels of both classes arrive).",
     )
     alert_budget: float = Field(0.01, gt=0, lt=1, description="q: share of events to alert on.")
     window: int = Field(20_000, ge=100, description="Recent scores (budget) or labels (gmean) used.")

@@ -6,7 +6,8 @@ not turn a 1% alert budget into a flood.
 ``budget``: alert on the top ``q`` of recent scores (the (1 - q) quantile of a ring buffer of the
 last ``window`` scores: bounded memory, exact over the window, recomputed every ``refresh_every``
 events). ``gmean``: the threshold that maximises G-mean = sqrt(TPR * TNR) over the last ``window``
-labelled scores.
+labelled scores; until labels of both classes have given it a cut, the budget rule decides (never a
+fixed guess while labels are late or missing).
 """
 
 from __future__ import annotations
@@ -93,25 +94,38 @@ class Threshold:
         self.value = settings.initial
         self.scores = Ring(settings.window)
         self.labelled = Ring(settings.window)
-        self.since = 0
+        self.since_scores = 0  # scores since the budget cut was worked out
+        self.since_labels = 0  # labels since the G-mean cut was
+        self.gmean_ready = False  # a G-mean cut exists (gmean mode decides by it from then on)
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        if "since" in state:  # a checkpoint from before the budget fallback: one counter, its mode's
+            since = state.pop("since")
+            gmean = state["settings"].mode == "gmean"  # type: ignore[attr-defined]
+            state.update(since_scores=0 if gmean else since, since_labels=since if gmean else 0, gmean_ready=gmean)
+        self.__dict__.update(state)
+
+    @property
+    def by_budget(self) -> bool:
+        return self.settings.mode == "budget" or not self.gmean_ready
 
     def observe_score(self, p: float) -> None:
         self.judge(np.array([p]))
 
     def judge(self, ps: np.ndarray) -> np.ndarray:
-        """The cut each of these scores was judged by (alert: ``p > cut``), in order; in budget mode
-        the scores then join the window, and the cut is worked out again every ``refresh_every``."""
+        """The cut each of these scores was judged by (alert: ``p > cut``), in order; while the budget
+        rule decides, the scores then join its window, and its cut is worked out every ``refresh_every``."""
         cuts = np.full(ps.shape[0], self.value)
-        if self.settings.mode != "budget":
+        if not self.by_budget:
             return cuts
         start = 0
         while start < ps.shape[0]:
-            end = start + min(ps.shape[0] - start, self.settings.refresh_every - self.since)
+            end = start + min(ps.shape[0] - start, self.settings.refresh_every - self.since_scores)
             cuts[start:end] = self.value
             self.scores.push_many(ps[start:end], np.zeros(end - start, dtype=np.int8))
-            self.since += end - start
-            if self.since >= self.settings.refresh_every:
-                self.since = 0
+            self.since_scores += end - start
+            if self.since_scores >= self.settings.refresh_every:
+                self.since_scores = 0
                 values, _ = self.scores.filled()
                 self.value = quantile(values, 1.0 - self.settings.alert_budget)
             start = end
@@ -119,19 +133,19 @@ class Threshold:
 
     def until_refresh(self) -> int:
         """Labelled events until the G-mean cut is worked out again (unbounded in budget mode)."""
-        return self.settings.refresh_every - self.since if self.settings.mode == "gmean" else 1 << 62
+        return self.settings.refresh_every - self.since_labels if self.settings.mode == "gmean" else 1 << 62
 
     def observe_labels(self, ys: np.ndarray, ps: np.ndarray) -> None:
         """``observe_label`` of each, in order, for runs that end at a refresh at the latest."""
         if self.settings.mode != "gmean":
             return
         self.labelled.push_many(ps, ys)
-        self.since += ys.shape[0]
-        if self.since >= self.settings.refresh_every:
-            self.since = 0
+        self.since_labels += ys.shape[0]
+        if self.since_labels >= self.settings.refresh_every:
+            self.since_labels = 0
             best = best_gmean_threshold(*self.labelled.filled())
             if best is not None:
-                self.value = best
+                self.value, self.gmean_ready = best, True
 
     def observe_label(self, y: int, p: float) -> None:
         self.observe_labels(np.array([y]), np.array([p]))

@@ -64,3 +64,32 @@ def test_quantile_is_numpys() -> None:
         values = rng.random(int(rng.integers(1, 5000)))
         q = float(rng.choice([0.5, 0.9, 0.99, 0.999, rng.random()]))
         assert quantile(values, q) == np.quantile(values, q)
+
+
+def test_gmean_mode_decides_by_the_budget_until_labels_of_both_classes_give_it_a_cut() -> None:
+    threshold = Threshold(ThresholdSettings(mode="gmean", alert_budget=0.02, window=2000, refresh_every=50))
+    rng = np.random.default_rng(2)
+    scores = rng.beta(0.5, 5.0, size=5000)
+    alerts = sum(int(np.sum(scores[i : i + 100] > threshold.judge(scores[i : i + 100]))) for i in range(0, 5000, 100))
+    assert alerts / 5000 == pytest.approx(0.02, abs=0.006)  # no labels yet: the alert budget, not a fixed 0.5
+    for _ in range(200):
+        threshold.observe_label(0, float(rng.uniform(0.0, 0.4)))  # one class only: still no G-mean cut
+    assert not threshold.gmean_ready
+    for _ in range(2000):
+        y = int(rng.random() < 0.1)
+        threshold.observe_label(y, float(rng.uniform(0.6, 1.0) if y else rng.uniform(0.0, 0.4)))
+    assert threshold.gmean_ready and 0.35 < threshold.value < 0.65
+    cut = threshold.value
+    assert np.all(threshold.judge(np.array([0.99, 0.01])) == cut)  # the budget window no longer moves it
+
+
+def test_a_threshold_saved_before_the_budget_fallback_restores() -> None:
+    for mode in ("budget", "gmean"):
+        old = Threshold(ThresholdSettings(mode=mode))
+        state = dict(vars(old))
+        for key in ("since_scores", "since_labels", "gmean_ready"):
+            state.pop(key)
+        state["since"] = 7
+        restored = Threshold.__new__(Threshold)
+        restored.__setstate__(state)
+        assert (restored.since_scores, restored.since_labels, restored.gmean_ready) == ((0, 7, True) if mode == "gmean" else (7, 0, False))
