@@ -50,7 +50,9 @@ CONSUMER_DEFAULTS: dict[str, Any] = {"auto_offset_reset": "earliest"}
 # let it hold the loop for long.
 COMMIT_TIMEOUT_MS = 5_000
 # A partition whose high watermark is beyond its position yet that yields nothing for this long is
-# starved: kafka-python 3 was seen to stop fetching one (under load; polls empty, lag standing).
+# starved. Seen with kafka-python 3.0.12 under load: a rejoin whose revocation ran (which gates the
+# partitions' fetching until the new assignment) but whose JoinGroup result was never applied, so the
+# group looked stable while the gate stayed shut; polls were empty and the lag stood for good.
 FETCH_STALL_SECONDS = 30.0
 
 
@@ -245,7 +247,8 @@ class KafkaEvents:
         return events
 
     def _watch_fetching(self, fed: set[Any], now: float | None = None) -> None:
-        """Re-arm a starved partition: seeking it to its own position drops the client's fetch state for it."""
+        """Re-arm a starved partition: open a revocation gate a finished rebalance left shut, and seek it
+        to its own position (which drops the client's fetch state for it)."""
         now = time.monotonic() if now is None else now
         states = self.consumer._subscription.assignment  # position() may start requests; this only reads
         for tp in self.consumer.assignment():
@@ -260,6 +263,8 @@ class KafkaEvents:
                     "kafka: %s/%d has records up to %d but none came from %d for %.0fs; seeking it to %d again (%s)",
                     tp.topic, tp.partition, high, state.position.offset, now - since, state.position.offset, _fetch_state(self.consumer, tp),
                 )  # fmt: skip
+                if getattr(state, "_pending_revocation", False):
+                    state.mark_pending_revocation(False)  # no revocation lasts this long: ours runs between batches
                 self.consumer.seek(tp, state.position.offset)
                 self.fetch_stalls += 1
                 self.starved_since[tp] = now

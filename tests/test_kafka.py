@@ -12,7 +12,7 @@ import pytest
 from kafka import TopicPartition
 from kafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
 from kafka.future import Future
-from kafka.structs import OffsetAndMetadata
+from kafka.consumer.subscription_state import TopicPartitionState
 
 from connectors.kafka import FETCH_STALL_SECONDS, KafkaEvents, KafkaOutputs, SinkError
 from stream.config import load_settings
@@ -169,10 +169,13 @@ class StarvingConsumer(FakeConsumer):
 
     def __init__(self) -> None:
         super().__init__()
-        position = OffsetAndMetadata(100, "", -1)
         self.parts = [TopicPartition("events", p) for p in range(3)]
-        self._subscription = SimpleNamespace(assignment={tp: SimpleNamespace(paused=False, position=position) for tp in self.parts})
-        self._subscription.assignment[self.parts[2]].paused = True  # held back on purpose (label backpressure)
+        self._subscription = SimpleNamespace(assignment={tp: TopicPartitionState() for tp in self.parts})
+        for state in self._subscription.assignment.values():
+            state.seek(100)
+        # kafka-python 3.0.12's stall: a rebalance gated fetching and never applied its assignment.
+        self._subscription.assignment[self.parts[1]].mark_pending_revocation()
+        self._subscription.assignment[self.parts[2]].pause()  # held back on purpose (label backpressure)
         self.sought: list[tuple[TopicPartition, int]] = []
 
     def highwater(self, tp: TopicPartition) -> int:
@@ -190,8 +193,9 @@ def test_a_partition_with_records_that_yields_none_for_long_is_re_armed_once_per
         events._watch_fetching(fed, now)
     assert consumer.sought == [] and events.fetch_stalls == 0  # not yet starved for long enough
     events._watch_fetching(fed, FETCH_STALL_SECONDS)
-    # Only partition 1: 0 yields records and 2 is paused.
+    # Only partition 1: 0 yields records and 2 is paused. Its gate is open again.
     assert consumer.sought == [(consumer.parts[1], 100)] and events.fetch_stalls == 1
+    assert consumer._subscription.assignment[consumer.parts[1]].is_fetchable()
     events._watch_fetching(fed, FETCH_STALL_SECONDS + 1)
     assert events.fetch_stalls == 1  # the clock restarted at the re-arm
     events._watch_fetching({consumer.parts[1]}, FETCH_STALL_SECONDS + 2)  # it yields again
