@@ -333,6 +333,7 @@ class Challenger:
         # worked out only when asked, which is after a confirmed drift.
         self._verdict: bool | None = False
         self._verdict_n = 0
+        self._ranked = np.zeros((2, 0))  # both models' scores of the first _ranked.shape[1] events, sorted
 
     def compare(self, y: int, p_served: float, p_background: float) -> None:
         self.compare_many(np.array([y]), np.array([p_served]), np.array([p_background]))
@@ -350,6 +351,20 @@ class Challenger:
             return False
         if self._verdict is None:
             n = self._verdict_n
-            served = average_precision(self.scores[0, :n], self.labels[:n])
-            self._verdict = average_precision(self.scores[1, :n], self.labels[:n]) > served
+            ranked = self._ranked_upto(n)
+            served = average_precision(self.scores[0, :n], self.labels[:n], ranked[0])
+            self._verdict = average_precision(self.scores[1, :n], self.labels[:n], ranked[1]) > served
         return self._verdict
+
+    def _ranked_upto(self, n: int) -> np.ndarray:
+        """Both rows of ``scores[:, :n]`` sorted: the events since the last verdict are merged into the
+        sorted ones (the trial only grows), so a verdict costs a merge, not a sort of the whole trial."""
+        ranked = getattr(self, "_ranked", np.zeros((2, 0)))  # absent in a checkpoint from before
+        m = ranked.shape[1]
+        if self.age > self.labels.shape[0] or n < m:  # the window wrapped at the trial's very end
+            ranked = np.sort(self.scores[:, :n], axis=1)
+        elif n > m:
+            new = np.sort(self.scores[:, m:n], axis=1)
+            ranked = np.stack([np.insert(ranked[i], np.searchsorted(ranked[i], new[i]), new[i]) for i in range(2)])
+        self._ranked = ranked
+        return ranked

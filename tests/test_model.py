@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from stream.config import ModelSettings
-from stream.model import LEARNERS, OnlineModel
+from stream.model import LEARNERS, Challenger, OnlineModel
 from stream.quality import average_precision
 
 
@@ -62,3 +62,20 @@ def test_every_kind_scores_a_probability_and_learns(kind: str) -> None:
     run(model, 2_000, flip_at=None)
     p = model.score(np.full(3, 2.0))
     assert 0.0 <= p <= 1.0 and p > model.score(np.zeros(3))
+
+
+def test_a_trial_verdict_from_merged_rankings_equals_the_one_from_scratch() -> None:
+    rng = np.random.default_rng(4)
+    trial = Challenger(None, capacity=3000)  # type: ignore[arg-type]
+    checked = 0
+    while trial.age < 3400:  # past the capacity: the window wraps at the trial's very end
+        n = int(rng.integers(1, 200))
+        ys = (rng.random(n) < 0.03).astype(np.int64)
+        served, background = np.round(rng.random(n) + 0.3 * ys, 2), np.round(rng.random(n) + 0.35 * ys, 2)  # ties too
+        trial.compare_many(ys, served, background)
+        if trial._verdict is None:
+            k = trial._verdict_n
+            expected = average_precision(trial.scores[1, :k], trial.labels[:k]) > average_precision(trial.scores[0, :k], trial.labels[:k])
+            assert trial.better(1) == expected
+            checked += 1
+    assert checked > 10
