@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -23,12 +23,9 @@ from stream.config import ModelSettings, SelectionSettings
 from stream.adwin import watch_run
 from stream.model import AdwinMonitors, OnlineModel
 from stream.quality import average_precision, recall_at_budget, roc_auc
-from stream.threshold import best_gmean_threshold, ring_write
+from stream.threshold import Ranked, best_gmean_threshold, ring_write
 
 log = logging.getLogger(__name__)
-
-Metric = Callable[[np.ndarray, np.ndarray], float]
-
 
 def _gmean(scores: np.ndarray, labels: np.ndarray) -> float:
     cut = best_gmean_threshold(scores, labels)
@@ -39,13 +36,15 @@ def _gmean(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.sqrt(alert[pos].mean() * (~alert[~pos]).mean()))
 
 
-def metric_of(name: str, budget: float) -> Metric:
-    return {
-        "pr_auc": average_precision,
-        "roc_auc": roc_auc,
-        "recall_at_budget": lambda s, y: recall_at_budget(s, y, budget),
-        "gmean": _gmean,
-    }[name]
+def window_quality(name: str, scores: np.ndarray, labels: np.ndarray, ranked: np.ndarray, budget: float) -> float:
+    """The ranking metric ``name`` of one candidate's window (``ranked``: its scores, sorted)."""
+    if name == "pr_auc":
+        return average_precision(scores, labels, ranked)
+    if name == "roc_auc":
+        return roc_auc(scores, labels)
+    if name == "recall_at_budget":
+        return recall_at_budget(scores, labels, budget)
+    return _gmean(scores, labels)
 
 
 class ModelSet:
@@ -57,10 +56,11 @@ class ModelSet:
         self.names = [k if kinds.count(k) == 1 else f"{k}#{i}" for i, k in enumerate(kinds)]
         self.candidates = [OnlineModel(model.model_copy(update={"kind": k})) for k in kinds]
         self.champion = kinds.index(model.kind) if model.kind in kinds else 0
-        self.metric = metric_of(selection.metric, budget)
+        self.budget = budget
         self.window_scores = np.zeros((len(kinds), selection.window))
         self.window_labels = np.zeros(selection.window, dtype=np.int64)
         self.filled = 0
+        self.window_ranked = Ranked(len(kinds), selection.window)  # each candidate's window scores, sorted
         self.quality = np.full(len(kinds), math.nan)
         self.positives_since_change = 0
         self.leader, self.lead = self.champion, 0  # who beats the champion by the margin, for how long
@@ -159,6 +159,7 @@ class ModelSet:
 
     def _reopen(self) -> None:
         self.filled = 0
+        self.window_ranked.restart()
         self.positives_since_change = 0
 
     def _contest(self) -> bool:
@@ -166,7 +167,9 @@ class ModelSet:
             return False
         n = min(self.filled, self.window_labels.shape[0])
         labels = self.window_labels[:n]
-        self.quality = np.array([self.metric(self.window_scores[i, :n], labels) for i in range(len(self.candidates))])
+        ranked = self.window_ranked.update(self.window_scores, self.filled)
+        metric, scores = self.selection.metric, self.window_scores
+        self.quality = np.array([window_quality(metric, scores[i, :n], labels, ranked[i], self.budget) for i in range(len(self.candidates))])
         best = int(np.nanargmax(self.quality)) if not np.all(np.isnan(self.quality)) else self.champion
         if best == self.champion or not self.quality[best] > self.quality[self.champion] + self.selection.margin:
             self.leader, self.lead = self.champion, 0
@@ -184,6 +187,13 @@ class ModelSet:
         del self.switch_log[:-1000]
         self.champion, self.switches, self.positives_since_change, self.lead = best, self.switches + 1, 0, 0
         return self.selection.mode == "champion"
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "window_ranked" not in state:  # a checkpoint from before the sorted window (and the metric by name)
+            state["window_ranked"] = Ranked(len(state["candidates"]), state["window_labels"].shape[0])
+            state.pop("metric", None)
+            state.setdefault("budget", 0.01)  # only recall_at_budget reads it, which such a state could not save
+        self.__dict__.update(state)
 
     def learn(self, z: np.ndarray, y: int, w: float) -> None:
         self.learn_many(z[None, :], np.array([y], dtype=np.int64), np.array([w]))

@@ -49,18 +49,75 @@ class Ring:
         return self.values[:m], self.labels[:m]
 
 
-def quantile(values: np.ndarray, q: float) -> float:
-    """``np.quantile(values, q)`` (linear), by one partition: 4-5x faster on a 20k window.
+class Ranked:
+    """Each row of a ring buffer's filled part, sorted, brought up to date when asked.
+
+    The ring took writes number ``synced`` .. ``filled - 1`` since the last ask: each one's slot
+    leaves with the value it held (kept in ``shadow``) and enters with its new one, so an ask costs a
+    merge per row, not a sort of the window. The sorted rows are not saved in a checkpoint: the first
+    ask after a restore sorts afresh.
+    """
+
+    def __init__(self, rows: int, size: int) -> None:
+        self.shape = (rows, size)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.shadow = np.zeros(self.shape)
+        self.rows = [np.zeros(0) for _ in range(self.shape[0])]
+        self.synced = -1  # nothing sorted yet
+
+    def restart(self) -> None:
+        """The ring starts over (its writes are counted from 0 again): the next ask sorts afresh."""
+        self.synced = -1
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"shape": self.shape}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.shape = state["shape"]  # type: ignore[assignment]
+        self._reset()
+
+    def update(self, values: np.ndarray, filled: int) -> list[np.ndarray]:
+        """``np.sort`` of each row of ``values[:, :min(filled, size)]`` (``filled``: writes so far)."""
+        size = values.shape[1]
+        if self.synced < 0 or not self.synced <= filled < self.synced + size:  # new, restarted or all rewritten
+            m = min(filled, size)
+            self.rows = [np.sort(row[:m]) for row in values]
+            self.shadow[:, :m] = values[:, :m]
+        elif filled > self.synced:
+            writes = np.arange(self.synced, filled)
+            slots = writes % size
+            overwritten = slots[writes >= size]
+            for i, row in enumerate(values):
+                kept = _remove(self.rows[i], self.shadow[i, overwritten])
+                new = np.sort(row[slots])
+                self.rows[i] = np.insert(kept, np.searchsorted(kept, new), new)
+            self.shadow[:, slots] = values[:, slots]
+        self.synced = filled
+        return self.rows
+
+
+def _remove(ranked: np.ndarray, gone: np.ndarray) -> np.ndarray:
+    """``ranked`` (sorted) without one occurrence per value of ``gone`` (all of them in it)."""
+    if not gone.shape[0]:
+        return ranked
+    gone = np.sort(gone)
+    repeat = np.arange(gone.shape[0]) - np.searchsorted(gone, gone, side="left")  # 0, 1, .. within equal values
+    return np.delete(ranked, np.searchsorted(ranked, gone, side="left") + repeat)
+
+
+def quantile(ranked: np.ndarray, q: float) -> float:
+    """``np.quantile(values, q)`` (linear) of the sorted ``ranked``, with numpy's rounding.
 
     >>> v = np.arange(11.0)
     >>> quantile(v, 0.95), float(np.quantile(v, 0.95))
     (9.5, 9.5)
     """
-    position = float((values.shape[0] - 1) * q)
+    position = float((ranked.shape[0] - 1) * q)
     lo = int(np.floor(position))
-    hi = min(lo + 1, values.shape[0] - 1)
-    part = np.partition(values, [lo, hi])
-    a, b, t = float(part[lo]), float(part[hi]), position - lo
+    hi = min(lo + 1, ranked.shape[0] - 1)
+    a, b, t = float(ranked[lo]), float(ranked[hi]), position - lo
     return a + (b - a) * t if t < 0.5 else b - (b - a) * (1.0 - t)  # numpy's interpolation, same rounding
 
 
@@ -93,6 +150,7 @@ class Threshold:
         self.settings = settings
         self.value = settings.initial
         self.scores = Ring(settings.window)
+        self.ranked = Ranked(1, settings.window)  # the budget window's scores, sorted
         self.labelled = Ring(settings.window)
         self.since_scores = 0  # scores since the budget cut was worked out
         self.since_labels = 0  # labels since the G-mean cut was
@@ -103,6 +161,8 @@ class Threshold:
             since = state.pop("since")
             gmean = state["settings"].mode == "gmean"  # type: ignore[attr-defined]
             state.update(since_scores=0 if gmean else since, since_labels=since if gmean else 0, gmean_ready=gmean)
+        if "ranked" not in state:
+            state["ranked"] = Ranked(1, state["scores"].values.shape[0])  # type: ignore[attr-defined]
         self.__dict__.update(state)
 
     @property
@@ -126,8 +186,8 @@ class Threshold:
             self.since_scores += end - start
             if self.since_scores >= self.settings.refresh_every:
                 self.since_scores = 0
-                values, _ = self.scores.filled()
-                self.value = quantile(values, 1.0 - self.settings.alert_budget)
+                ranked = self.ranked.update(self.scores.values[None, :], self.scores.n)[0]
+                self.value = quantile(ranked, 1.0 - self.settings.alert_budget)
             start = end
         return cuts
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 
 from stream.config import ModelSettings, SelectionSettings
@@ -84,3 +86,14 @@ def test_the_batched_drift_watch_decides_as_event_by_event() -> None:
     assert sum(c.version for c in one.candidates) > 2 and one.drifts["negative"] + one.drifts["positive"] >= 2  # models were swapped
     assert many.drifts == one.drifts and many.switch_log == one.switch_log
     assert np.array_equal(many.window_scores, one.window_scores) and many.filled == one.filled
+
+
+def test_a_contest_on_any_metric_can_be_checkpointed_and_goes_on_alike() -> None:
+    x, y = stream(6000, seed=8, tree_from=3000)
+    for metric in ("pr_auc", "roc_auc", "recall_at_budget", "gmean"):
+        selection = SelectionSettings(candidates=["logreg", "hoeffding"], window=2000, min_positives=10, metric=metric)  # type: ignore[list-item]
+        models = ModelSet(ModelSettings(kind="logreg", drift="none", grace_period=50), selection, budget=0.01)
+        run(models, x[:4000], y[:4000])
+        restored = pickle.loads(pickle.dumps(models))  # recall_at_budget once failed here (a lambda)
+        assert run(restored, x[4000:], y[4000:])[2] == run(models, x[4000:], y[4000:])[2]
+        assert np.array_equal(restored.quality, models.quality, equal_nan=True)

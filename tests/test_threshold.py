@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
 from stream.config import ThresholdSettings
-from stream.threshold import Threshold, best_gmean_threshold, quantile, ring_write
+from stream.threshold import Ranked, Threshold, best_gmean_threshold, quantile, ring_write
 
 
 def test_budget_mode_alerts_on_the_top_share() -> None:
@@ -63,7 +65,28 @@ def test_quantile_is_numpys() -> None:
     for _ in range(500):
         values = rng.random(int(rng.integers(1, 5000)))
         q = float(rng.choice([0.5, 0.9, 0.99, 0.999, rng.random()]))
-        assert quantile(values, q) == np.quantile(values, q)
+        assert quantile(np.sort(values), q) == np.quantile(values, q)
+
+
+def test_ranked_rows_equal_a_fresh_sort_of_the_ring_however_it_was_written() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        size = int(rng.integers(1, 60))
+        values, labels = np.zeros((2, size)), np.zeros(size, dtype=np.int64)
+        ranked, filled = Ranked(2, size), 0
+        for _ in range(12):
+            n = int(rng.integers(0, 2 * size))
+            filled = ring_write(values, labels, filled, np.round(rng.random((2, n)), 1), np.zeros(n, dtype=np.int64))  # ties
+            if rng.random() < 0.1:
+                filled = 0  # a window that starts over (the contest re-opened)
+                ranked.restart()
+            if rng.random() < 0.6:  # asked now and then, as rankings are
+                m = min(filled, size)
+                rows = ranked.update(values, filled)
+                assert all(np.array_equal(rows[i], np.sort(values[i, :m])) for i in range(2))
+        restored = pickle.loads(pickle.dumps(ranked))  # not saved: sorted afresh at the next ask
+        m = min(filled, size)
+        assert np.array_equal(restored.update(values, filled)[1], np.sort(values[1, :m]))
 
 
 def test_gmean_mode_decides_by_the_budget_until_labels_of_both_classes_give_it_a_cut() -> None:
