@@ -13,6 +13,7 @@ fixed guess while labels are late or missing).
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from stream.config import ThresholdSettings
 
@@ -90,21 +91,36 @@ class Ranked:
             slots = writes % size
             overwritten = slots[writes >= size]
             for i, row in enumerate(values):
-                kept = _remove(self.rows[i], self.shadow[i, overwritten])
-                new = np.sort(row[slots])
-                self.rows[i] = np.insert(kept, np.searchsorted(kept, new), new)
+                gone, new = np.sort(self.shadow[i, overwritten]), np.sort(row[slots])
+                merged = np.empty(self.rows[i].shape[0] - gone.shape[0] + new.shape[0])
+                replace_sorted(self.rows[i], gone, new, merged)
+                self.rows[i] = merged
             self.shadow[:, slots] = values[:, slots]
         self.synced = filled
         return self.rows
 
 
-def _remove(ranked: np.ndarray, gone: np.ndarray) -> np.ndarray:
-    """``ranked`` (sorted) without one occurrence per value of ``gone`` (all of them in it)."""
-    if not gone.shape[0]:
-        return ranked
-    gone = np.sort(gone)
-    repeat = np.arange(gone.shape[0]) - np.searchsorted(gone, gone, side="left")  # 0, 1, .. within equal values
-    return np.delete(ranked, np.searchsorted(ranked, gone, side="left") + repeat)
+@njit(cache=True)
+def replace_sorted(ranked: np.ndarray, gone: np.ndarray, new: np.ndarray, out: np.ndarray) -> None:
+    """``out`` = sorted ``ranked`` without ``gone`` (sorted; one occurrence each, all in it) and with
+    ``new`` (sorted): one pass, no sort."""
+    i = j = k = o = 0
+    while i < ranked.shape[0]:
+        if j < gone.shape[0] and ranked[i] == gone[j]:
+            i += 1
+            j += 1
+            continue
+        while k < new.shape[0] and new[k] < ranked[i]:
+            out[o] = new[k]
+            o += 1
+            k += 1
+        out[o] = ranked[i]
+        o += 1
+        i += 1
+    while k < new.shape[0]:
+        out[o] = new[k]
+        o += 1
+        k += 1
 
 
 def quantile(ranked: np.ndarray, q: float) -> float:
