@@ -53,7 +53,7 @@ COMMIT_TIMEOUT_MS = 5_000
 # starved. Seen with kafka-python 3.0.12 under load: a rejoin whose revocation ran (which gates the
 # partitions' fetching until the new assignment) but whose JoinGroup result was never applied, so the
 # group looked stable while the gate stayed shut; polls were empty and the lag stood for good.
-FETCH_STALL_SECONDS = 30.0
+FETCH_STALL_SECONDS = 15.0
 
 
 def reachable(bootstrap_servers: str, timeout: float = 1.0) -> bool:
