@@ -250,7 +250,11 @@ class KafkaEvents:
         """Re-arm a starved partition: open a revocation gate a finished rebalance left shut, and seek it
         to its own position (which drops the client's fetch state for it)."""
         now = time.monotonic() if now is None else now
-        states = self.consumer._subscription.assignment  # position() may start requests; this only reads
+        # The client's own partition states (position() may start requests; this only reads); a
+        # kafka-python without them gets no watchdog rather than a failing poll.
+        states = getattr(getattr(self.consumer, "_subscription", None), "assignment", None)
+        if not isinstance(states, dict):
+            return
         for tp in self.consumer.assignment():
             state = states.get(tp)
             high = self.consumer.highwater(tp)
