@@ -21,7 +21,7 @@ from stream.adwin import monitor_update, new_monitors
 from stream.config import ModelSettings
 from stream.linear import LogisticRegression
 from stream.quality import average_precision
-from stream.threshold import ring_write
+from stream.threshold import replace_sorted, ring_write
 from stream.trees import HoeffdingForest
 
 
@@ -364,7 +364,9 @@ class Challenger:
         if self.age > self.labels.shape[0] or n < m:  # the window wrapped at the trial's very end
             ranked = np.sort(self.scores[:, :n], axis=1)
         elif n > m:
-            new = np.sort(self.scores[:, m:n], axis=1)
-            ranked = np.stack([np.insert(ranked[i], np.searchsorted(ranked[i], new[i]), new[i]) for i in range(2)])
+            new, merged, none = np.sort(self.scores[:, m:n], axis=1), np.empty((2, n)), np.zeros(0)
+            for i in range(2):
+                replace_sorted(ranked[i], none, new[i], merged[i])
+            ranked = merged
         self._ranked = ranked
         return ranked
