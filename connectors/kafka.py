@@ -49,10 +49,12 @@ CONSUMER_DEFAULTS: dict[str, Any] = {"auto_offset_reset": "earliest"}
 # Committing group offsets only feeds lag monitoring (positions live in the checkpoint): never
 # let it hold the loop for long.
 COMMIT_TIMEOUT_MS = 5_000
-# A partition whose high watermark is beyond its position yet that yields nothing for this long is
-# starved. Seen with kafka-python 3.0.12 under load: a rejoin whose revocation ran (which gates the
-# partitions' fetching until the new assignment) but whose JoinGroup result was never applied, so the
-# group looked stable while the gate stayed shut; polls were empty and the lag stood for good.
+# A partition with records beyond its position that the client itself holds unfetchable (not paused
+# by us) for this long is stuck. Seen with kafka-python 3.0.12 under load: a rejoin whose revocation
+# ran (which gates the partitions' fetching until the new assignment) but whose JoinGroup result was
+# never applied, so the group looked stable while the gate stayed shut; polls were empty and the lag
+# stood for good. (A slow loop or a broker outage also leaves partitions without records for a while,
+# but fetchable: not this.)
 FETCH_STALL_SECONDS = 15.0
 
 
@@ -247,7 +249,7 @@ class KafkaEvents:
         return events
 
     def _watch_fetching(self, fed: set[Any], now: float | None = None) -> None:
-        """Re-arm a starved partition: open a revocation gate a finished rebalance left shut, and seek it
+        """Re-arm a stuck partition: open a revocation gate a finished rebalance left shut, and seek it
         to its own position (which drops the client's fetch state for it)."""
         now = time.monotonic() if now is None else now
         # The client's own partition states (position() may start requests; this only reads); a
@@ -256,9 +258,14 @@ class KafkaEvents:
         if not isinstance(states, dict):
             return
         for tp in self.consumer.assignment():
-            state = states.get(tp)
+            state: Any = states.get(tp)
             high = self.consumer.highwater(tp)
-            if tp in fed or state is None or state.paused or state.position is None or high is None or high <= state.position.offset:
+            fetchable = getattr(state, "is_fetchable", None)
+            stuck = (
+                tp not in fed and state is not None and not state.paused and state.position is not None
+                and callable(fetchable) and not fetchable() and high is not None and high > state.position.offset
+            )  # fmt: skip
+            if not stuck:
                 self.starved_since.pop(tp, None)
                 continue
             since = self.starved_since.setdefault(tp, now)

@@ -165,17 +165,18 @@ def test_a_rebalance_callback_from_the_io_thread_waits_until_the_loop_is_back_in
 
 
 class StarvingConsumer(FakeConsumer):
-    """Three partitions with records beyond their positions; only those in ``fed`` yield any."""
+    """Four partitions with records beyond their positions; only those in ``fed`` yield any."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.parts = [TopicPartition("events", p) for p in range(3)]
+        self.parts = [TopicPartition("events", p) for p in range(4)]
         self._subscription = SimpleNamespace(assignment={tp: TopicPartitionState() for tp in self.parts})
         for state in self._subscription.assignment.values():
             state.seek(100)
         # kafka-python 3.0.12's stall: a rebalance gated fetching and never applied its assignment.
         self._subscription.assignment[self.parts[1]].mark_pending_revocation()
         self._subscription.assignment[self.parts[2]].pause()  # held back on purpose (label backpressure)
+        # Partition 3 is fetchable but yields nothing (a slow loop, an outage): waiting, not stuck.
         self.sought: list[tuple[TopicPartition, int]] = []
 
     def highwater(self, tp: TopicPartition) -> int:
@@ -185,7 +186,7 @@ class StarvingConsumer(FakeConsumer):
         self.sought.append((tp, offset))
 
 
-def test_a_partition_with_records_that_yields_none_for_long_is_re_armed_once_per_stall() -> None:
+def test_a_partition_the_client_holds_unfetchable_for_long_is_re_armed_once_per_stall() -> None:
     consumer = StarvingConsumer()
     events = KafkaEvents(load_settings(None).kafka, consumer)
     fed = {consumer.parts[0]}
@@ -193,11 +194,14 @@ def test_a_partition_with_records_that_yields_none_for_long_is_re_armed_once_per
         events._watch_fetching(fed, now)
     assert consumer.sought == [] and events.fetch_stalls == 0  # not yet starved for long enough
     events._watch_fetching(fed, FETCH_STALL_SECONDS)
-    # Only partition 1: 0 yields records and 2 is paused. Its gate is open again.
+    # Only partition 1: 0 yields records, 2 is paused, 3 is fetchable. Its gate is open again.
     assert consumer.sought == [(consumer.parts[1], 100)] and events.fetch_stalls == 1
     assert consumer._subscription.assignment[consumer.parts[1]].is_fetchable()
-    events._watch_fetching(fed, FETCH_STALL_SECONDS + 1)
-    assert events.fetch_stalls == 1  # the clock restarted at the re-arm
     events._watch_fetching({consumer.parts[1]}, FETCH_STALL_SECONDS + 2)  # it yields again
-    events._watch_fetching(fed, 2 * FETCH_STALL_SECONDS + 1)
-    assert events.fetch_stalls == 1
+    consumer._subscription.assignment[consumer.parts[1]].mark_pending_revocation()  # the same bug, later
+    events._watch_fetching(fed, FETCH_STALL_SECONDS + 3)
+    events._watch_fetching(fed, 2 * FETCH_STALL_SECONDS + 2)
+    assert events.fetch_stalls == 1  # a new stall's clock starts when it does
+    events._watch_fetching(fed, 2 * FETCH_STALL_SECONDS + 3)
+    assert events.fetch_stalls == 2 and consumer.sought[-1] == (consumer.parts[1], 100)
+    assert consumer.parts[3] not in [tp for tp, _ in consumer.sought]  # fetchable: never touched
