@@ -119,7 +119,7 @@ class _SnapshotCollector(Collector):
             lag.add_metric(where.rsplit("/", 1), behind)
         yield lag
         if "fetch_stalls" in snap:
-            yield _counter("consumer_fetch_stalls", "Starved partitions the consumer re-armed (records there, none fetched).", snap["fetch_stalls"])
+            yield _counter("consumer_fetch_stalls", "Partitions the consumer re-armed: records there, but held unfetchable by the client (a stale rebalance gate).", snap["fetch_stalls"])
 
 
 def _selection(snap: dict[str, Any]) -> Iterator[Metric]:
