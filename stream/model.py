@@ -21,7 +21,7 @@ from stream.adwin import monitor_update, new_monitors
 from stream.config import ModelSettings
 from stream.linear import LogisticRegression
 from stream.quality import average_precision
-from stream.threshold import replace_sorted, ring_write
+from stream.threshold import Ranked, ring_write
 from stream.trees import HoeffdingForest
 
 
@@ -333,7 +333,7 @@ class Challenger:
         # worked out only when asked, which is after a confirmed drift.
         self._verdict: bool | None = False
         self._verdict_n = 0
-        self._ranked = np.zeros((2, 0))  # both models' scores of the first _ranked.shape[1] events, sorted
+        self._ranked = Ranked(2, capacity)  # both models' scores, sorted, as far as the last verdict
 
     def compare(self, y: int, p_served: float, p_background: float) -> None:
         self.compare_many(np.array([y]), np.array([p_served]), np.array([p_background]))
@@ -356,17 +356,10 @@ class Challenger:
             self._verdict = average_precision(self.scores[1, :n], self.labels[:n], ranked[1]) > served
         return self._verdict
 
-    def _ranked_upto(self, n: int) -> np.ndarray:
-        """Both rows of ``scores[:, :n]`` sorted: the events since the last verdict are merged into the
-        sorted ones (the trial only grows), so a verdict costs a merge, not a sort of the whole trial."""
-        ranked = getattr(self, "_ranked", np.zeros((2, 0)))  # absent in a checkpoint from before
-        m = ranked.shape[1]
-        if self.age > self.labels.shape[0] or n < m:  # the window wrapped at the trial's very end
-            ranked = np.sort(self.scores[:, :n], axis=1)
-        elif n > m:
-            new, merged, none = np.sort(self.scores[:, m:n], axis=1), np.empty((2, n)), np.zeros(0)
-            for i in range(2):
-                replace_sorted(ranked[i], none, new[i], merged[i])
-            ranked = merged
-        self._ranked = ranked
-        return ranked
+    def _ranked_upto(self, n: int) -> list[np.ndarray]:
+        """Both rows of ``scores[:, :n]`` sorted: the events since the last verdict are merged in (the
+        trial only grows), so a verdict costs a merge, not a sort of the whole trial."""
+        ranked: Ranked = self.__dict__.setdefault("_ranked", Ranked(2, self.labels.shape[0]))  # absent before
+        if self.age > self.labels.shape[0]:  # the window wrapped at the trial's very end: sort afresh
+            ranked.restart()
+        return ranked.update(self.scores, n)
