@@ -25,8 +25,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 # 2 added the HMAC field; 3: the state of micro-batch builds (their pipeline, models and drift
-# monitors are laid out differently, so older states are refused, never unpickled into them).
-FORMAT = 3
+# monitors are laid out differently, so older states are refused, never unpickled into them);
+# 4: feature rows carry the raw values next to the standardised ones (trees learn on the raw).
+FORMAT = 4
 _MAGIC = b"SKEWSTREAM-CKPT"
 
 

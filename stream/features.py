@@ -1,9 +1,14 @@
-"""Event fields -> a fixed-order, standardised float vector.
+"""Event fields -> a fixed-order float row: the standardised vector, then the raw values.
 
 The order is fixed (from config, or frozen from the first valid event) so that the codebook, the
 label store and the models always see the same coordinates. Standardisation is Welford's online
 mean/variance over *every* scored event, not only the ones the sampler keeps for training, so it is
 not biased by undersampling.
+
+Each row carries both: ``row[:dim]`` standardised (distances and linear models need one scale) and
+``row[dim:]`` raw, missing values imputed (trees need no scale, and a running standardisation is
+itself a drift for them: when the stream's mean moves, the same value lands on the other side of a
+split learned earlier).
 """
 
 from __future__ import annotations
@@ -51,9 +56,9 @@ class FeatureSpace:
     >>> from stream.events import Event
     >>> space = FeatureSpace(None)
     >>> for v in (1.0, 2.0, 3.0):
-    ...     z = space.vector(Event("e", 0.0, {"a": v, "b": 2 * v}, None))
-    >>> space.names, [round(float(t), 3) for t in z]
-    (['a', 'b'], [1.0, 1.0])
+    ...     row = space.vector(Event("e", 0.0, {"a": v, "b": 2 * v}, None))
+    >>> space.names, [round(float(t), 3) for t in row]
+    (['a', 'b'], [1.0, 1.0, 3.0, 6.0])
     """
 
     def __init__(self, names: list[str] | None) -> None:
@@ -70,7 +75,7 @@ class FeatureSpace:
         return len(self.names or ())
 
     def vector(self, event: Event) -> np.ndarray:
-        """The standardised vector of ``event``; updates the running statistics."""
+        """The row of ``event`` (standardised, then raw); updates the running statistics."""
         self.check(event)
         vector: np.ndarray = self.vectors([event])[0]
         return vector
@@ -84,17 +89,19 @@ class FeatureSpace:
                 raise BadRecord("bad_feature", f"feature '{key}' is not a number")
 
     def vectors(self, events: list[Event]) -> np.ndarray:
-        """The standardised vectors of checked events, in order; updates the running statistics."""
+        """The rows of checked events, in order (``dim`` standardised columns, then ``dim`` raw ones,
+        missing values imputed); updates the running statistics."""
         names = self.names or []
         nan = float("nan")
         raw = np.array([[event.x.get(name, nan) for name in names] for event in events], dtype=np.float64)
         raw = raw.reshape(len(events), len(names))
-        out = np.empty_like(raw)
-        imputed = standardise_rows(raw, self.count, self.mean, self.m2, out)
+        rows = np.empty((len(events), 2 * len(names)))
+        imputed = standardise_rows(raw, self.count, self.mean, self.m2, rows[:, : len(names)])
+        rows[:, len(names) :] = raw
         self.count += len(events)
         self.imputed_total += imputed
         self.extra_total += sum(len(event.x) for event in events) - (raw.size - imputed)
-        return out
+        return rows
 
     def _freeze(self, event: Event) -> list[str]:
         if not event.x:

@@ -2,7 +2,7 @@
 
 The store is bounded twice: at most ``max_pending`` entries (the oldest is evicted first) and a
 TTL in *event* time (so a replay behaves like the live run). A label joins by event id and brings
-back the standardised features and the score the event had when it was served, so learning and
+back the feature row (standardised and raw values) and the score the event had when it was served, so learning and
 the prequential metrics use what was true at scoring time.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 class Pending:
     id: str
     ts: float
-    z: np.ndarray
+    row: np.ndarray  # the event's feature row (standardised, then raw)
     score: float
     alert: bool
     candidates: np.ndarray  # every candidate model's score, for the contest

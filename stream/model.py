@@ -26,7 +26,7 @@ from stream.trees import HoeffdingForest
 
 
 class Learner(Protocol):
-    """What the model set needs of a learner: P(class 1) of standardised vectors, weighted steps."""
+    """What the model set needs of a learner: P(class 1) of feature rows, weighted steps."""
 
     def proba(self, z: np.ndarray) -> float: ...
 
@@ -84,6 +84,32 @@ class LearnBuffer:
         return self.learner.proba_many(zs)
 
 
+class Half:
+    """A learner that reads one half of the feature rows (``stream.features``): the standardised
+    half (a linear model needs one scale) or the raw half (trees: split thresholds learned on a
+    running standardisation would move whenever the stream's mean moves)."""
+
+    def __init__(self, learner: Learner, raw: bool) -> None:
+        self.learner = learner
+        self.raw = raw
+
+    def _half(self, rows: np.ndarray) -> np.ndarray:
+        dim = rows.shape[-1] // 2
+        return np.ascontiguousarray(rows[..., dim:] if self.raw else rows[..., :dim])
+
+    def proba(self, row: np.ndarray) -> float:
+        return self.learner.proba(self._half(row))
+
+    def proba_many(self, rows: np.ndarray) -> np.ndarray:
+        return self.learner.proba_many(self._half(rows))
+
+    def learn(self, row: np.ndarray, y: int, w: float) -> None:
+        self.learner.learn(self._half(row), y, w)
+
+    def learn_many(self, rows: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> None:
+        self.learner.learn_many(self._half(rows), ys, ws)
+
+
 class RiverLearner:
     """A river classifier behind the array interface (feature ``i`` is the key ``str(i)``).
 
@@ -122,29 +148,30 @@ class RiverLearner:
 
 
 def _logreg(s: ModelSettings) -> Learner:
-    # Features arrive standardised over the whole stream by FeatureSpace: that is the
+    # The standardised half, standardised over the whole stream by FeatureSpace: that is the
     # StandardScaler step, done where undersampling cannot bias it.
-    return LogisticRegression(s.learning_rate)
+    return Half(LogisticRegression(s.learning_rate), raw=False)
 
 
 def _hoeffding(s: ModelSettings) -> Learner:
-    return HoeffdingForest(1, s.grace_period, max_leaves=s.max_leaves, bagging=False, seed=s.seed)
+    return Half(HoeffdingForest(1, s.grace_period, max_leaves=s.max_leaves, bagging=False, seed=s.seed), raw=True)
 
 
 def _bagging(s: ModelSettings) -> Learner:
-    return HoeffdingForest(s.ensemble_size, s.grace_period, max_leaves=s.max_leaves, subspace=s.subspace, seed=s.seed)
+    forest = HoeffdingForest(s.ensemble_size, s.grace_period, max_leaves=s.max_leaves, subspace=s.subspace, seed=s.seed)
+    return Half(forest, raw=True)
 
 
 def _hat(s: ModelSettings) -> Learner:
     model = river.tree.HoeffdingAdaptiveTreeClassifier(grace_period=s.grace_period, max_share_to_split=1.0, seed=s.seed)
-    return RiverLearner(model, takes_weight=True, seed=s.seed)
+    return Half(RiverLearner(model, takes_weight=True, seed=s.seed), raw=True)
 
 
 def _arf(s: ModelSettings) -> Learner:
     model = river.forest.ARFClassifier(
         n_models=s.ensemble_size, grace_period=s.grace_period, max_share_to_split=1.0, seed=s.seed
     )
-    return RiverLearner(model, takes_weight=False, seed=s.seed)
+    return Half(RiverLearner(model, takes_weight=False, seed=s.seed), raw=True)
 
 
 # kind -> factory; logreg, hoeffding and bagging are compiled (stream.linear, stream.trees).
@@ -359,7 +386,6 @@ class Challenger:
     def _ranked_upto(self, n: int) -> list[np.ndarray]:
         """Both rows of ``scores[:, :n]`` sorted: the events since the last verdict are merged in (the
         trial only grows), so a verdict costs a merge, not a sort of the whole trial."""
-        ranked: Ranked = self.__dict__.setdefault("_ranked", Ranked(2, self.labels.shape[0]))  # absent before
         if self.age > self.labels.shape[0]:  # the window wrapped at the trial's very end: sort afresh
-            ranked.restart()
-        return ranked.update(self.scores, n)
+            self._ranked.restart()
+        return self._ranked.update(self.scores, n)

@@ -23,7 +23,7 @@ from stream.sampling import VQSampler
 from stream.threshold import Threshold
 from stream.weighting import ClassWeights
 
-# An admitted event and what scoring it gave: z, served score, candidates' scores, anomaly, alert, cut.
+# An admitted event and what scoring it gave: feature row, served score, candidates' scores, anomaly, alert, cut.
 ScoredRow = tuple[Event, np.ndarray, float, np.ndarray, float, bool, float]
 
 # Test hook: called with (event id, label) on every learning step (counts "learned twice").
@@ -123,12 +123,17 @@ class Pipeline:
         return results
 
     def _score_events(self, events: list[Event]) -> Iterator[ScoredRow]:
-        """Vectorise and score admitted events together; per event what ``_scored`` needs."""
+        """Vectorise and score admitted events together; per event what ``_scored`` needs.
+
+        The models take the whole rows (each learner reads its half); the codebook and the anomaly
+        scorer measure distances, on the standardised half.
+        """
         started = time.perf_counter()
-        zs = self.features.vectors(events)
+        rows = self.features.vectors(events)
+        zs = np.ascontiguousarray(rows[:, : self.features.dim])
         if self.sampler is None:
             self.sampler = VQSampler(self.settings.sampler, zs.shape[1], self.settings.model.seed)
-        served, candidates = self.model.score_many(zs)
+        served, candidates = self.model.score_many(rows)
         anomalies = self.anomaly.score_many(zs, self.sampler)
         self._sample("score", started)  # an event's score exists once its chunk's does
         cuts = self.threshold.judge(served)
@@ -137,7 +142,7 @@ class Pipeline:
         self.counts["alerts"] += int(alerts.sum())
         self.in_batch += len(events)
         self.anomaly.learn_many(zs[[event.y != 1 for event in events]])  # normal traffic only
-        return zip(events, zs, served.tolist(), candidates.T, anomalies.tolist(), alerts.tolist(), cuts.tolist())
+        return zip(events, rows, served.tolist(), candidates.T, anomalies.tolist(), alerts.tolist(), cuts.tolist())
 
     def _label(self, label: Label) -> BadRecord | None:
         try:
@@ -152,22 +157,22 @@ class Pipeline:
         steps, self.unlearned = self.unlearned, []
         if steps:
             started = time.perf_counter()
-            zs = np.stack([pending.z for pending, _ in steps])
+            rows = np.stack([pending.row for pending, _ in steps])
             ys = np.array([y for _, y in steps], dtype=np.int64)
             scores = np.stack([pending.candidates for pending, _ in steps], axis=1)
             i = 0
             while i < len(steps):
                 # The drift monitors take a run in one call, up to an event that needs a decision.
-                end, changed = self.model.observe_many(zs, ys, scores, i)
+                end, changed = self.model.observe_many(rows, ys, scores, i)
                 if end == i:
-                    end, changed = i + 1, self.model.observe(zs[i], int(ys[i]), scores[:, i])
+                    end, changed = i + 1, self.model.observe(rows[i], int(ys[i]), scores[:, i])
                 self._account(steps[i:end], ys[i:end])
                 if changed:  # at the run's last event, before it trains
-                    self._train(steps[i : end - 1], zs[i : end - 1], ys[i : end - 1])
+                    self._train(steps[i : end - 1], rows[i : end - 1], ys[i : end - 1])
                     self._changed()
-                    self._train(steps[end - 1 : end], zs[end - 1 : end], ys[end - 1 : end])
+                    self._train(steps[end - 1 : end], rows[end - 1 : end], ys[end - 1 : end])
                 else:
-                    self._train(steps[i:end], zs[i:end], ys[i:end])
+                    self._train(steps[i:end], rows[i:end], ys[i:end])
                 i = end
             self._sample("learn", started)
         self.model.flush()
@@ -181,11 +186,11 @@ class Pipeline:
         self.ids.add(event.id)
 
     def _scored(
-        self, event: Event, z: np.ndarray, p: float, candidates: np.ndarray, anomaly: float, alert: bool, cut: float
+        self, event: Event, row: np.ndarray, p: float, candidates: np.ndarray, anomaly: float, alert: bool, cut: float
     ) -> Scored:  # fmt: skip
         ts = self.last_ts if event.ts is None else event.ts
         self.last_ts = max(self.last_ts, ts)
-        pending = Pending(event.id, ts, z, p, alert, candidates)
+        pending = Pending(event.id, ts, row, p, alert, candidates)
         if event.y is None:
             self._expired(self.labels.hold(pending))
         else:
@@ -237,13 +242,13 @@ class Pipeline:
             assert self.sampler is not None
             self.sampler.on_drift()
 
-    def _train(self, steps: list[tuple[Pending, int]], zs: np.ndarray, ys: np.ndarray) -> None:
+    def _train(self, steps: list[tuple[Pending, int]], rows: np.ndarray, ys: np.ndarray) -> None:
         """Sample, weigh and learn a run of labelled events (in order; kernels over the run)."""
         assert self.sampler is not None
-        ws = self.sampler.weight_many(zs, ys)
+        ws = self.sampler.weight_many(np.ascontiguousarray(rows[:, : self.features.dim]), ys)
         kept = ws > 0.0
         ws = ws[kept] * self.weights.weigh_many(ys[kept], ws[kept])
-        self.model.learn_many(zs[kept], ys[kept], ws)
+        self.model.learn_many(rows[kept], ys[kept], ws)
         self.counts["learned"] += int(kept.sum())
         if self.learn_hook is not None:
             for (event, y), learned in zip(steps, kept.tolist()):

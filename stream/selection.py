@@ -188,13 +188,6 @@ class ModelSet:
         self.champion, self.switches, self.positives_since_change, self.lead = best, self.switches + 1, 0, 0
         return self.selection.mode == "champion"
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if "window_ranked" not in state:  # a checkpoint from before the sorted window (and the metric by name)
-            state["window_ranked"] = Ranked(len(state["candidates"]), state["window_labels"].shape[0])
-            state.pop("metric", None)
-            state.setdefault("budget", 0.01)  # only recall_at_budget reads it, which such a state could not save
-        self.__dict__.update(state)
-
     def learn(self, z: np.ndarray, y: int, w: float) -> None:
         self.learn_many(z[None, :], np.array([y], dtype=np.int64), np.array([w]))
 

@@ -172,15 +172,6 @@ class Threshold:
         self.since_labels = 0  # labels since the G-mean cut was
         self.gmean_ready = False  # a G-mean cut exists (gmean mode decides by it from then on)
 
-    def __setstate__(self, state: dict[str, object]) -> None:
-        if "since" in state:  # a checkpoint from before the budget fallback: one counter, its mode's
-            since = state.pop("since")
-            gmean = state["settings"].mode == "gmean"  # type: ignore[attr-defined]
-            state.update(since_scores=0 if gmean else since, since_labels=since if gmean else 0, gmean_ready=gmean)
-        if "ranked" not in state:
-            state["ranked"] = Ranked(1, state["scores"].values.shape[0])  # type: ignore[attr-defined]
-        self.__dict__.update(state)
-
     @property
     def by_budget(self) -> bool:
         return self.settings.mode == "budget" or not self.gmean_ready

@@ -306,8 +306,9 @@ def forest_learn_many(
 class HoeffdingForest:
     """``n_trees`` Hoeffding trees; with ``bagging`` each learns an event Poisson(1) times.
 
-    ``proba(z)`` / ``learn(z, y, w)`` take the standardised vector; river's ``predict_proba_one`` /
-    ``learn_one`` are there too (feature order = the dict's), so river's own tools can run it.
+    ``proba(z)`` / ``learn(z, y, w)`` take a feature vector (the model set gives the raw values);
+    river's ``predict_proba_one`` / ``learn_one`` are there too (feature order = the dict's), so
+    river's own tools can run it.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)

@@ -19,9 +19,10 @@ def test_missing_features_are_imputed_with_the_running_mean() -> None:
     space = FeatureSpace(["a", "b"])
     for v in (1.0, 3.0):
         space.vector(Event("x", 0, {"a": v, "b": v}, 0))
-    z = space.vector(Event("y", 0, {"a": 2.0}, 0))  # b imputed with mean 2.0
+    row = space.vector(Event("y", 0, {"a": 2.0}, 0))  # b imputed with mean 2.0
     assert space.imputed_total == 1
-    assert z[1] == pytest.approx(0.0)
+    assert row[1] == pytest.approx(0.0)  # standardised
+    assert row[3] == pytest.approx(2.0)  # raw
 
 
 def test_welford_matches_numpy() -> None:
@@ -29,9 +30,10 @@ def test_welford_matches_numpy() -> None:
     data = rng.normal(5.0, 3.0, size=(500, 3))
     space = FeatureSpace(["a", "b", "c"])
     for row in data:
-        z = space.vector(Event("e", 0, dict(zip("abc", row)), 0))
+        out = space.vector(Event("e", 0, dict(zip("abc", row)), 0))
     np.testing.assert_allclose(space.mean, data.mean(axis=0))
-    np.testing.assert_allclose(z, (data[-1] - data.mean(axis=0)) / data.std(axis=0, ddof=1))
+    np.testing.assert_allclose(out[:3], (data[-1] - data.mean(axis=0)) / data.std(axis=0, ddof=1))
+    np.testing.assert_array_equal(out[3:], data[-1])  # the raw values, unscaled
 
 
 def test_a_known_feature_that_is_not_a_number_is_a_bad_record() -> None:

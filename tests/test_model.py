@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from stream.config import ModelSettings
+from stream.events import Event
+from stream.features import FeatureSpace
 from stream.model import LEARNERS, Challenger, OnlineModel
 from stream.quality import average_precision
+
+
+def row(v: np.ndarray) -> np.ndarray:
+    """A feature row of already standardised values: standardised half, raw half (the same)."""
+    return np.concatenate([v, v])
 
 
 def run(model: OnlineModel, n: int, flip_at: int | None, seed: int = 0) -> list[int]:
@@ -18,7 +25,7 @@ def run(model: OnlineModel, n: int, flip_at: int | None, seed: int = 0) -> list[
     for i in range(n):
         y = int(rng.random() < 0.05)
         centre = -2.0 if flip_at is not None and i >= flip_at else 2.0
-        v = rng.normal(centre if y else 0.0, 1.0, size=3)
+        v = row(rng.normal(centre if y else 0.0, 1.0, size=3))
         p = model.score(v)
         model.trace.append((y, p))  # type: ignore[attr-defined]
         if model.observe(v, y, p):
@@ -60,8 +67,8 @@ def test_drift_none_never_swaps() -> None:
 def test_every_kind_scores_a_probability_and_learns(kind: str) -> None:
     model = OnlineModel(ModelSettings(kind=kind, ensemble_size=2, grace_period=20))  # type: ignore[arg-type]
     run(model, 2_000, flip_at=None)
-    p = model.score(np.full(3, 2.0))
-    assert 0.0 <= p <= 1.0 and p > model.score(np.zeros(3))
+    p = model.score(row(np.full(3, 2.0)))
+    assert 0.0 <= p <= 1.0 and p > model.score(row(np.zeros(3)))
 
 
 def test_a_trial_verdict_from_merged_rankings_equals_the_one_from_scratch() -> None:
@@ -79,3 +86,30 @@ def test_a_trial_verdict_from_merged_rankings_equals_the_one_from_scratch() -> N
             assert trial.better(1) == expected
             checked += 1
     assert checked > 10
+
+
+@pytest.mark.parametrize("kind", ["hoeffding", "bagging", "logreg"])
+def test_trees_score_an_event_by_its_raw_values_however_the_traffic_moves(kind: str) -> None:
+    """A running standardisation moves with the traffic; trees read the raw half of the rows, so the
+    same event keeps its score (its split thresholds stay where they were learned). A linear model
+    reads the standardised half, by design."""
+    rng = np.random.default_rng(3)
+    space = FeatureSpace(["a", "b"])
+
+    def rows(centre: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+        x = rng.normal(centre, 2.0, size=(n, 2))
+        events = [Event(f"e{i}", 0.0, {"a": a, "b": b}, None) for i, (a, b) in enumerate(x.tolist())]
+        return space.vectors(events), (x[:, 0] > centre + 1.0).astype(np.int64)
+
+    model = OnlineModel(ModelSettings(kind=kind, drift="none", grace_period=50, ensemble_size=3))  # type: ignore[arg-type]
+    xs, ys = rows(0.0, 5000)
+    model.learn_many(xs, ys, np.ones(ys.shape[0]))
+    probe = Event("probe", 0.0, {"a": 2.0, "b": 0.0}, None)
+    before = model.score(space.vector(probe))
+    rows(6.0, 5000)  # traffic moves (scored, never learned): the standardisation follows it
+    after = model.score(space.vector(probe))
+    assert before > 0.5
+    if kind == "logreg":
+        assert after != before
+    else:
+        assert after == before

@@ -12,7 +12,10 @@ from stream.selection import ModelSet
 
 
 def stream(n: int, seed: int, tree_from: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Positives ~4%: an oblique linear cut; from ``tree_from`` on, an XOR of two features instead."""
+    """Positives ~4%: an oblique linear cut; from ``tree_from`` on, an XOR of two features instead.
+
+    As feature rows: standardised half, raw half (the same: the features are standardised already).
+    """
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 6))
     linear = x @ np.array([0.8, -0.6, 0.5, 0.4, -0.3, 0.2]) > 2.2
@@ -20,7 +23,7 @@ def stream(n: int, seed: int, tree_from: int | None) -> tuple[np.ndarray, np.nda
     y = linear.copy()
     if tree_from is not None:
         y[tree_from:] = xor[tree_from:]
-    return x, y.astype(int)
+    return np.hstack([x, x]), y.astype(int)
 
 
 def run(models: ModelSet, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -66,7 +69,7 @@ def test_the_batched_drift_watch_decides_as_event_by_event() -> None:
     ys = (rng.random(n) < 0.03).astype(np.int64)
     quality = np.where(np.arange(n) < 12_000, 2.0, -1.5)  # at 12k the candidates turn wrong
     scores = np.stack([1 / (1 + np.exp(-(rng.normal(size=n) + quality * (2 * ys - 1) * k))) for k in (1.0, 0.7)])
-    zs = rng.normal(size=(n, 3))
+    zs = np.tile(rng.normal(size=(n, 3)), 2)  # feature rows
 
     def fresh() -> ModelSet:
         selection = SelectionSettings(candidates=["logreg", "hoeffding"], window=3000, min_positives=20)  # type: ignore[list-item]

@@ -104,15 +104,3 @@ def test_gmean_mode_decides_by_the_budget_until_labels_of_both_classes_give_it_a
     assert threshold.gmean_ready and 0.35 < threshold.value < 0.65
     cut = threshold.value
     assert np.all(threshold.judge(np.array([0.99, 0.01])) == cut)  # the budget window no longer moves it
-
-
-def test_a_threshold_saved_before_the_budget_fallback_restores() -> None:
-    for mode in ("budget", "gmean"):
-        old = Threshold(ThresholdSettings(mode=mode))
-        state = dict(vars(old))
-        for key in ("since_scores", "since_labels", "gmean_ready"):
-            state.pop(key)
-        state["since"] = 7
-        restored = Threshold.__new__(Threshold)
-        restored.__setstate__(state)
-        assert (restored.since_scores, restored.since_labels, restored.gmean_ready) == ((0, 7, True) if mode == "gmean" else (7, 0, False))
