@@ -13,9 +13,6 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
-import river.drift
-import river.forest
-import river.tree
 
 from stream.adwin import monitor_update, new_monitors
 from stream.config import ModelSettings
@@ -162,12 +159,20 @@ def _bagging(s: ModelSettings) -> Learner:
     return Half(forest, raw=True)
 
 
+# river is imported where used: importing it costs over a second (river.drift pulls in sklearn), and
+# the default models and detectors are ours.
+
+
 def _hat(s: ModelSettings) -> Learner:
+    import river.tree
+
     model = river.tree.HoeffdingAdaptiveTreeClassifier(grace_period=s.grace_period, max_share_to_split=1.0, seed=s.seed)
     return Half(RiverLearner(model, takes_weight=True, seed=s.seed), raw=True)
 
 
 def _arf(s: ModelSettings) -> Learner:
+    import river.forest
+
     model = river.forest.ARFClassifier(
         n_models=s.ensemble_size, grace_period=s.grace_period, max_share_to_split=1.0, seed=s.seed
     )
@@ -185,6 +190,8 @@ LEARNERS: dict[str, Callable[[ModelSettings], Learner]] = {
 
 
 def make_detector(kind: str, delta: float, seed: int) -> Any:
+    import river.drift
+
     if kind == "kswin":
         return river.drift.KSWIN(alpha=delta, seed=seed)
     if kind == "page_hinkley":
