@@ -41,6 +41,7 @@ METRIC_NAMES = (
     "skewstream_model_version",
     "skewstream_model_switches_total",
     "skewstream_threshold",
+    "skewstream_alert_budget",
     "skewstream_label_store_size",
     "skewstream_minority_prior",
     "skewstream_class_weight",
@@ -96,6 +97,8 @@ class _SnapshotCollector(Collector):
             yield _gauge("sampler_codewords_active", "Codewords in use.", sampler["codewords_active"])
         yield _gauge("model_version", "Version of the served model (goes up on each drift).", snap["model_version"])
         yield _gauge("threshold", "Current alert threshold on the fraud probability.", snap["threshold"])
+        if snap.get("alert_budget") is not None:  # absent in gmean mode: no budget, no budget alerts
+            yield _gauge("alert_budget", "Share of events the budget rule alerts on (threshold.alert_budget).", snap["alert_budget"])
         yield _gauge("label_store_size", "Scored events waiting for a label.", snap["label_store_size"])
         yield _gauge("minority_prior", "Decayed share of positives among labelled events.", snap["minority_prior"])
         weights = GaugeMetricFamily(f"{PREFIX}_class_weight", "Learning weight per class.", labels=["class"])

@@ -275,6 +275,8 @@ class Pipeline:
             "candidates": self.model.summary(),
             "model_switches": self.model.switches,
             "threshold": self.threshold.value,
+            # The share of events the rule alerts on; none when the G-mean cut decides.
+            "alert_budget": self.settings.threshold.alert_budget if self.settings.threshold.mode == "budget" else None,
             "label_store_size": len(self.labels),
             "label_store_expired": self.labels.expired_total,
             "features_imputed": self.features.imputed_total,

@@ -93,6 +93,7 @@ def test_metrics_endpoint_serves_counters_that_match_the_run(demo_file) -> None:
     assert f"skewstream_learn_steps_total {float(counts['learned'])}" in text
     assert 'skewstream_dead_letters_total{reason="invalid_json"} 0.0' in text
     assert 'skewstream_quality{metric="pr_auc",window="rolling"}' in text
+    assert "skewstream_alert_budget 0.01" in text
     assert "skewstream_batch_duration_seconds_bucket" in text
 
 
