@@ -13,6 +13,9 @@ split learned earlier).
 
 from __future__ import annotations
 
+from operator import itemgetter
+from typing import Any
+
 import numpy as np
 from numba import njit
 
@@ -92,9 +95,13 @@ class FeatureSpace:
         """The rows of checked events, in order (``dim`` standardised columns, then ``dim`` raw ones,
         missing values imputed); updates the running statistics."""
         names = self.names or []
-        nan = float("nan")
-        raw = np.array([[event.x.get(name, nan) for name in names] for event in events], dtype=np.float64)
-        raw = raw.reshape(len(events), len(names))
+        try:  # every feature present, the common case: one C-level lookup per event
+            take = itemgetter(*names)
+            values: list[Any] = [take(event.x) for event in events]
+        except (KeyError, TypeError):  # some missing (imputed below), or no names at all
+            nan = float("nan")
+            values = [[event.x.get(name, nan) for name in names] for event in events]
+        raw = np.array(values, dtype=np.float64).reshape(len(events), len(names))
         rows = np.empty((len(events), 2 * len(names)))
         imputed = standardise_rows(raw, self.count, self.mean, self.m2, rows[:, : len(names)])
         rows[:, len(names) :] = raw
