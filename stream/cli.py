@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=("quality", "compare", "speed", "memory", "kafka"))
     bench.add_argument("--events", type=int, default=None, help="events per stream (quality: 100,000; memory: 10,000,000; others: 200,000)")
     bench.add_argument("--seed", type=int, default=7)
+    bench.add_argument("--seeds", type=int, nargs="+", default=None, help="quality: draw the suite once per seed (instead of --seed); ranks over all")
     bench.add_argument("--profile", choices=("abrupt", "demo"), default="abrupt", help="compare: which stream")
     bench.add_argument("--streams", nargs="+", default=None, help="quality: names from the suite (default: all)")
     bench.add_argument("--stream-file", type=Path, nargs="+", default=[], help="quality: also these labelled JSONL files")
@@ -216,7 +217,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.what == "quality":
         from stream.bench.quality import run
 
-        return run(args.events or 100_000, args.seed, args.streams, args.stream_file, args.peers, args.out, args.ablations)
+        return run(args.events or 100_000, args.seeds or [args.seed], args.streams, args.stream_file, args.peers, args.out, args.ablations)
     events = args.events or 200_000
     if args.what == "memory":
         from stream.bench.memory import main as memory_main

@@ -172,7 +172,9 @@ class ThresholdSettings(_Section):
 
 
 class LabelSettings(_Section):
-    max_pending: int = Field(200_000, ge=1, description="Scored-but-unlabelled events held at most.")
+    max_pending: int = Field(
+        200_000, ge=1, description="Scored-but-unlabelled events held at most (each about 500 bytes + 16 per feature)."
+    )
     ttl_seconds: float = Field(
         7 * 86_400.0, gt=0, description="Event-time age after which a pending event expires."
     )

@@ -59,7 +59,7 @@ def test_a_user_file_becomes_a_stream(tmp_path: Path) -> None:
 
 
 def test_a_small_run_writes_table_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert quality.run(3_000, 1, ["sea-abrupt-1:100"], [], ["river HT"], tmp_path) == 0
+    assert quality.run(3_000, [1], ["sea-abrupt-1:100"], [], ["river HT"], tmp_path) == 0
     data = orjson.loads((tmp_path / "quality.json").read_bytes())
     methods = {o["method"] for o in data["outcomes"]}
     assert methods == {"skewstream (default)", "skewstream (threshold.mode = gmean)", "river HT"}
@@ -88,3 +88,14 @@ def test_a_second_skewstream_row_is_ranked_in_place_of_the_default_not_beside_it
     assert ranks["peer"]["gmean"] == 1.0  # ranked against the default only: it beats it
     assert ranks["skewstream (default)"]["gmean"] == 2.0
     assert ranks["skewstream (threshold.mode = gmean)"]["gmean"] == 1.0  # against the peer alone
+
+
+def test_several_seeds_draw_the_suite_once_each_and_rank_over_all(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert quality.run(2_000, [1, 2], ["sea-abrupt-1:100", "shuttle"], [], ["river HT"], tmp_path) == 0
+    data = orjson.loads((tmp_path / "quality.json").read_bytes())
+    assert {o["stream"] for o in data["outcomes"]} == {"sea-abrupt-1:100@1", "sea-abrupt-1:100@2", "shuttle"}  # real data once
+    runs = {o["stream"]: o["metrics"]["pr_auc"] for o in data["outcomes"] if o["method"] == "river HT"}
+    assert runs["sea-abrupt-1:100@1"] != runs["sea-abrupt-1:100@2"]  # other draws, not one stream twice
+    text = (tmp_path / "quality.md").read_text()
+    mean = (runs["sea-abrupt-1:100@1"] + runs["sea-abrupt-1:100@2"]) / 2
+    assert f"| river HT | {mean:.3f} (" in text.split("PR-AUC, mean over seeds 1, 2")[1]

@@ -25,7 +25,7 @@ import orjson
 
 from stream.bench.peers import Peer, capymoa_available, moa_peers, river_peers
 from stream.bench.procstat import status_mb
-from stream.bench.streams import BenchStream, from_file, suite
+from stream.bench.streams import SEEDLESS, BenchStream, from_file, suite
 from stream.quality import Confusion, average_precision, recall_at_budget, roc_auc
 
 RECOVERY = 20_000
@@ -199,6 +199,20 @@ def markdown(outcomes: list[Outcome], ranks: dict[str, dict[str, float]], stream
     return lines
 
 
+def seed_summary(outcomes: list[Outcome], seeds: list[int]) -> list[str]:
+    """PR-AUC per suite stream and method: the mean over the seeds, and their range."""
+    names = list(dict.fromkeys(o.stream.rsplit("@", 1)[0] for o in outcomes))
+    methods = list(dict.fromkeys(o.method for o in outcomes))
+    lines = ["", f"**PR-AUC, mean over seeds {', '.join(map(str, seeds))}** (min-max)", "", "| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for method in methods:
+        cells = []
+        for name in names:
+            values = [o.metrics["pr_auc"] for o in outcomes if o.method == method and o.stream.rsplit("@", 1)[0] == name]
+            cells.append(f"{np.mean(values):.3f} ({min(values):.2f}-{max(values):.2f})" if values else "n/a")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _fmt(value: float, digits: int = 4) -> str:
     return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
@@ -229,14 +243,21 @@ def plot(outcomes: list[Outcome], path: Path) -> None:
 
 
 def run(
-    events: int, seed: int, stream_names: list[str] | None, files: list[Path], peers: list[str] | None, out: Path,
-    ablate: bool = False,
+    events: int, seeds: list[int], stream_names: list[str] | None, files: list[Path], peers: list[str] | None,
+    out: Path, ablate: bool = False,
 ) -> int:
-    chosen = {n: make for n, make in suite(events, seed).items() if stream_names is None or n in stream_names}
-    unknown = set(stream_names or []) - set(chosen)
+    """Every method on every stream; with several ``seeds`` the suite is drawn once per seed (the
+    streams are named ``name@seed``; real data, the same for every seed, runs once) and the mean
+    ranks are over all of them."""
+    known = sorted(suite(events, seeds[0]))
+    unknown = set(stream_names or []) - set(known)
     if unknown:
-        raise ValueError(f"--streams: unknown {sorted(unknown)}; known: {sorted(suite(events, seed))}")
-    streams = {name: make() for name, make in chosen.items()}
+        raise ValueError(f"--streams: unknown {sorted(unknown)}; known: {known}")
+    streams: dict[str, BenchStream] = {}
+    for seed in seeds:
+        for name, make in suite(events, seed).items():
+            if (stream_names is None or name in stream_names) and (seed == seeds[0] or name not in SEEDLESS):
+                streams[name if len(seeds) == 1 or name in SEEDLESS else f"{name}@{seed}"] = make()
     streams.update({f.stem: from_file(f) for f in files})
     outcomes: list[Outcome] = []
     scorers = ablations() if ablate else methods(peers)
@@ -252,6 +273,8 @@ def run(
     ranks = mean_ranks(outcomes)
     out.mkdir(parents=True, exist_ok=True)
     lines = markdown(outcomes, ranks, streams)
+    if len(seeds) > 1:
+        lines += seed_summary(outcomes, seeds)
     stem = "ablations" if ablate else "quality"
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     (out / f"{stem}.json").write_bytes(orjson.dumps({"outcomes": [o.__dict__ for o in outcomes], "mean_ranks": ranks}, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
