@@ -68,7 +68,7 @@ class SamplerSettings(_Section):
         500, ge=0, description="Labelled events seen before undersampling starts (all kept before)."
     )
     density_correction: bool = Field(
-        False, description="Weight kept majority events by their region's inverse keep rate."
+        True, description="Weight kept majority events by their region's inverse keep rate (thinning keeps the majority's density)."
     )
     max_correction: float = Field(50.0, ge=1, description="Cap on that density-correction weight.")
     drift_lr_boost: int = Field(

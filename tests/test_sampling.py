@@ -110,12 +110,35 @@ def test_vq_keeps_a_rare_majority_subcluster_far_more_than_random() -> None:
     rates = {}
     for mode in ("vq", "random"):
         sampler = VQSampler(SamplerSettings(mode=mode, ratio=3.0, warmup=0, min_keep_rate=0.0), dim=6, seed=4)
-        kept = np.array([sampler.weight(x, int(y)) for x, y in zip(xs, ys)])
+        kept = np.array([sampler.weight(x, int(y)) for x, y in zip(xs, ys)]) > 0.0
         majority = ys == 0
         rates[mode] = (kept[majority & rare].mean(), kept[majority].mean())
     (vq_rare, vq_all), (rnd_rare, rnd_all) = rates["vq"], rates["random"]
     assert vq_all == pytest.approx(rnd_all, rel=0.2)  # same budget
     assert vq_rare > 4 * rnd_rare  # the rare region is covered
+
+
+@pytest.mark.parametrize("correct", [True, False])
+def test_density_correction_gives_each_region_its_own_weight_back(correct: bool) -> None:
+    """VQ keeps a sparse region more often than the dense bulk; weighting each kept event by its
+    region's inverse keep rate gives both regions their share of the majority again (stratified
+    sampling with inverse-probability weights): what the trees learn keeps the majority's density."""
+    rng = np.random.default_rng(5)
+    n = 60_000
+    sparse = rng.random(n) < 0.05
+    xs = rng.normal(size=(n, 4))
+    xs[sparse] = rng.normal(5.0, 0.5, size=(int(sparse.sum()), 4))
+    sampler = VQSampler(SamplerSettings(codewords=16, ratio=1.0, warmup=0, min_keep_rate=0.3, density_correction=correct), dim=4)
+    ws = sampler.weight_many(xs, np.zeros(n, dtype=np.int64))
+    later = np.arange(n) > n // 4  # once the codebook has settled
+    kept = ws > 0
+    assert kept[later & sparse].mean() > 1.5 * kept[later & ~sparse].mean()  # VQ's thinning is uneven
+    share = ws[later & sparse].sum() / ws[later].sum()  # the sparse region's share of the learned weight
+    truth = sparse[later].mean()
+    if correct:
+        assert share == pytest.approx(truth, rel=0.15)
+    else:
+        assert share > 1.4 * truth
 
 
 def test_drift_caps_counts_so_codewords_move_fast_again() -> None:

@@ -78,9 +78,14 @@ def methods(peers: list[str] | None) -> dict[str, Scorer]:
 
 # Each changes one thing of the default pipeline (the sampler's keep rate is the same for vq and random).
 ABLATIONS: dict[str, dict[str, dict[str, Any]]] = {
-    "default (VQ sampling, reweighting, class-aware drift, budget threshold)": {},
+    "default (VQ sampling with density correction, reweighting, class-aware drift, budget threshold)": {},
     "no resampling": {"sampler": {"enabled": False}},
     "random undersampling, same keep rate": {"sampler": {"mode": "random"}},
+    "VQ sampling without density correction": {"sampler": {"density_correction": False}},
+    # Thinning for real (the 0.8 floor keeps most of the majority): both corrected, then VQ uncorrected.
+    "VQ sampling, keep-rate floor 0.3": {"sampler": {"min_keep_rate": 0.3}},
+    "random undersampling, floor 0.3": {"sampler": {"min_keep_rate": 0.3, "mode": "random"}},
+    "VQ sampling, floor 0.3, no density correction": {"sampler": {"min_keep_rate": 0.3, "density_correction": False}},
     "reweighting off": {"weighting": {"enabled": False}},
     "drift on the overall error": {"model": {"drift_scope": "overall"}},
     "no drift handling": {"model": {"drift": "none"}},
