@@ -9,7 +9,6 @@ sinks, which are cut back), and never learned twice.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
