@@ -144,6 +144,15 @@ def _log4j(directory: Path) -> Path:
     return config
 
 
+def cluster_id() -> str:
+    """A random KRaft cluster id, as Kafka makes one: URL-safe base64 of a UUID that does not start with
+    "-" (the storage tool's argument parser would take one that does for an option: 1 start in 64 failed)."""
+    while True:
+        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster.startswith("-"):
+            return cluster
+
+
 def start(directory: Path, port: int = 0, timeout: float = 120.0) -> Broker:
     """Format fresh storage, start the broker in the background, wait until it serves requests.
 
@@ -159,7 +168,7 @@ def start(directory: Path, port: int = 0, timeout: float = 120.0) -> Broker:
     port = port or free_port()
     props = _properties(directory, port, free_port())
     java = _java(lib, directory)
-    cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster = cluster_id()
     formatted = subprocess.run(
         [*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(props)],
         capture_output=True, text=True, timeout=120,
