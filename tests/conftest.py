@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,18 @@ import pytest
 
 from stream.config import Settings, load_settings
 from stream.synth import ABRUPT, DEMO, Stream, write_jsonl
+
+
+@functools.cache
+def broker_module() -> Any:
+    """``deploy/kafka/broker.py`` (the test broker; not a package) as a module."""
+    path = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "broker.py"
+    spec = importlib.util.spec_from_file_location("skewstream_broker", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
 
 
 def small_settings(**overrides: Any) -> Settings:

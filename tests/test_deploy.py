@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from stream.config import Settings, example_toml, load_settings
-from tests.conftest import require_tool
+from tests.conftest import broker_module, require_tool
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
@@ -60,14 +60,8 @@ def test_systemd_unit_runs_serve_and_stops_gracefully() -> None:
 def test_the_test_brokers_cluster_ids_never_look_like_an_option() -> None:
     """kafka-storage's parser took an id starting with "-" for an option: one broker start in 64 failed."""
     import base64
-    import importlib.util
-    import sys
 
-    spec = importlib.util.spec_from_file_location("skewstream_broker_ids", DEPLOY / "kafka" / "broker.py")
-    assert spec is not None and spec.loader is not None
-    broker = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = broker  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(broker)
+    broker = broker_module()
     ids = [broker.cluster_id() for _ in range(5000)]  # about 78 would start with "-" if drawn plainly
     assert not any(i.startswith("-") for i in ids)
     assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)  # still a UUID, as Kafka's

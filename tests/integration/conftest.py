@@ -5,8 +5,6 @@ Without Java/Maven the tests skip, unless SKEWSTREAM_REQUIRE_KAFKA=1 (CI), where
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
 import shutil
 import signal
@@ -23,19 +21,10 @@ from typing import Any
 import pytest
 
 from stream.bench.procstat import status_mb
+from tests.conftest import broker_module
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTED: list[subprocess.Popen[bytes]] = []  # every service process, so none outlives its test
-
-
-@functools.cache
-def _broker_module() -> Any:
-    spec = importlib.util.spec_from_file_location("skewstream_broker", ROOT / "deploy" / "kafka" / "broker.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +35,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         if required:
             pytest.fail("SKEWSTREAM_REQUIRE_KAFKA=1 but java or mvn is missing")
         pytest.skip("no java/mvn: Kafka integration tests skipped")
-    broker_mod = _broker_module()
+    broker_mod = broker_module()
     try:
         broker = broker_mod.start(tmp_path_factory.mktemp("kafka"))
     except broker_mod.BrokerError as exc:
@@ -71,7 +60,7 @@ def rss_mb(pid: int) -> float:
 
 
 def free_port() -> int:
-    return int(_broker_module().free_port())
+    return int(broker_module().free_port())
 
 
 @dataclass

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Service, Topics, _broker_module, consume_all, produce
+from tests.conftest import broker_module
+from tests.integration.conftest import Service, Topics, consume_all, produce
 from tests.integration.streams import events_and_labels
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -33,7 +34,7 @@ def ready_status(service: Service) -> int:
 
 def test_broker_outage_is_waited_out_reported_and_nothing_lost(kafka: str, tmp_path: Path) -> None:
     del kafka  # only for its skip/fail rule: this test needs its own broker
-    brokers = _broker_module()
+    brokers = broker_module()
     broker = brokers.start(tmp_path / "kafka")
     service: Service | None = None
     try:
