@@ -145,8 +145,12 @@ def _gain(parent: float, l0: float, l1: float, r0: float, r1: float) -> float:
 
 @njit(cache=True)
 def best_split(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: int, s: int) -> tuple[int, float, float, float, np.ndarray]:
-    """(feature, threshold, best gain, runner-up gain, [l0, l1, r0, r1]) of the leaf; feature -1: none."""
-    parent = _entropy(leaves[t, s, C0], leaves[t, s, C1])
+    """(feature, threshold, best gain, runner-up gain, [l0, l1, r0, r1]) of the leaf; feature -1: none.
+
+    The gain is measured on the weight the leaf's Gaussians saw, before and after the cut. (The
+    leaf's class weights also hold what its parent's split sent it: an entropy from those, minus
+    the children's from the Gaussians, is no information gain and goes negative on a rare class.)
+    """
     best_f, best_cut, best, second = -1, 0.0, -np.inf, -np.inf
     dists = np.zeros(4)
     for d in range(gauss.shape[3]):
@@ -158,6 +162,7 @@ def best_split(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: int,
                 lo, hi = min(lo, gauss[t, s, c, d, GMIN]), max(hi, gauss[t, s, c, d, GMAX])
         feature_best, feature_cut = -np.inf, 0.0
         l0 = l1 = 0.0
+        parent = _entropy(gauss[t, s, 0, d, GW], gauss[t, s, 1, d, GW])
         for i in range(1, N_SPLITS + 1):
             cut = lo + (hi - lo) * i / (N_SPLITS + 1.0)
             if not lo < cut < hi:

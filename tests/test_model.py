@@ -44,12 +44,16 @@ def after_flip_ap(model: OnlineModel) -> float:
 
 
 def test_minority_concept_change_swaps_in_a_better_model() -> None:
-    model, unguarded = OnlineModel(settings()), OnlineModel(settings(drift="none"))
-    swaps = run(model, 12_000, flip_at=6_000)
-    run(unguarded, 12_000, flip_at=6_000)
-    assert any(6_000 < s < 9_000 for s in swaps)  # within ~150 positives of the change
-    assert model.version == 1 + len(swaps) == 1 + sum(model.drifts.values())
-    assert after_flip_ap(model) > after_flip_ap(unguarded) + 0.03
+    lifts = []
+    for seed in range(3):
+        model, unguarded = OnlineModel(settings()), OnlineModel(settings(drift="none"))
+        swaps = run(model, 12_000, flip_at=6_000, seed=seed)
+        run(unguarded, 12_000, flip_at=6_000, seed=seed)
+        assert any(6_000 < s < 9_000 for s in swaps)  # within ~150 positives of the change
+        assert model.version == 1 + len(swaps) == 1 + sum(model.drifts.values())
+        lifts.append(after_flip_ap(model) - after_flip_ap(unguarded))
+    # A tree also adapts by itself (new leaves learn the new concept); the swap is better each time.
+    assert min(lifts) > 0.0 and np.mean(lifts) > 0.03
 
 
 def test_a_converged_model_on_a_stationary_stream_is_kept() -> None:

@@ -6,6 +6,7 @@ import math
 import pickle
 
 import numpy as np
+import pytest
 import river.tree
 
 from stream.quality import average_precision
@@ -20,8 +21,9 @@ def corner_stream(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return z, y.astype(np.int64)
 
 
-def reference_gain(gauss: np.ndarray, classes: np.ndarray, d: int, cut: float) -> float:
-    """Information gain of ``x[d] <= cut`` from the leaf's Gaussians, written out plainly."""
+def reference_gain(gauss: np.ndarray, d: int, cut: float) -> float:
+    """Information gain of ``x[d] <= cut`` from the leaf's Gaussians (what they saw, before and after
+    the cut), written out plainly."""
 
     def below(c: int) -> float:
         w, mean, m2, lo, hi = gauss[c, d, :5]
@@ -41,21 +43,29 @@ def reference_gain(gauss: np.ndarray, classes: np.ndarray, d: int, cut: float) -
     if min(sum(left), sum(right)) <= 0.01 * total:
         return -math.inf
     children = (sum(left) * entropy(*left) + sum(right) * entropy(*right)) / total
-    return entropy(*classes) - children
+    return entropy(gauss[0, d, GW], gauss[1, d, GW]) - children
 
 
-def test_best_split_matches_the_reference() -> None:
-    z, y = corner_stream(3_000, seed=1)
-    forest = HoeffdingForest(1, grace_period=10**9, bagging=False)  # one leaf that never splits
+@pytest.mark.parametrize("after_a_split", [False, True])
+def test_best_split_matches_the_reference(after_a_split: bool) -> None:
+    """At the root, and at a leaf that also holds the class weights its parent's split sent it
+    (they are not what its Gaussians saw: the gain must not mix the two)."""
+    z, y = corner_stream(6_000, seed=1)
+    forest = HoeffdingForest(1, grace_period=300 if after_a_split else 10**9, bagging=False)
     for row, label in zip(z, y):
         forest.learn(row, int(label), 1.0)
-    leaf = forest.gauss[0, 0]
-    feature, cut, best, second, _ = best_split(forest.leaves, forest.gauss, forest.masks, 0, 0)
+        if forest.n_leaves == 2:
+            forest.params[0] = 10**9  # no more splits: the two leaves learn on
+    slot = int(after_a_split)  # the root's leaf; after the split, the right child (it has both classes)
+    assert forest.n_leaves == 1 + after_a_split and forest.gauss[0, slot, 1, 0, GW] > 50
+    assert (forest.leaves[0, slot, :2].sum() > forest.gauss[0, slot, :, 0, GW].sum()) == after_a_split
+    leaf = forest.gauss[0, slot]
+    feature, cut, best, second, _ = best_split(forest.leaves, forest.gauss, forest.masks, 0, slot)
     gains = []
     for d in range(z.shape[1]):
         lo, hi = min(leaf[:, d, GMIN]), max(leaf[:, d, GMAX])
         cuts = [lo + (hi - lo) * i / 11 for i in range(1, 11)]
-        gains.append(max((reference_gain(leaf, forest.leaves[0, 0, :2], d, c), c) for c in cuts))
+        gains.append(max((reference_gain(leaf, d, c), c) for c in cuts))
     order = sorted(range(len(gains)), key=lambda d: -gains[d][0])
     assert feature == order[0] and math.isclose(cut, gains[order[0]][1])
     assert math.isclose(best, gains[order[0]][0], rel_tol=1e-9)
