@@ -136,8 +136,7 @@ class Pipeline:
         served, candidates = self.model.score_many(rows)
         anomalies = self.anomaly.score_many(zs, self.sampler)
         self._sample("score", started)  # an event's score exists once its chunk's does
-        cuts = self.threshold.judge(served)
-        alerts = served > cuts
+        cuts, alerts = self.threshold.judge(served)
         self.counts["scored"] += len(events)
         self.counts["alerts"] += int(alerts.sum())
         self.in_batch += len(events)

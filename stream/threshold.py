@@ -1,11 +1,12 @@
 """The online decision threshold: an event is an alert when its score is *above* ``value``.
 
-Strictly above, because tree models give many events the very same score: a tie at the cut must
-not turn a 1% alert budget into a flood.
-
-``budget``: alert on the top ``q`` of recent scores (the (1 - q) quantile of a ring buffer of the
-last ``window`` scores: bounded memory, exact over the window, recomputed every ``refresh_every``
-events). ``gmean``: the threshold that maximises G-mean = sqrt(TPR * TNR) over the last ``window``
+``budget``: alert on the top ``q`` of recent scores: ``value`` is the k-th highest of the last
+``window`` scores (k = q x window; a ring buffer: bounded memory, exact over the window, recomputed
+every ``refresh_every`` events). Tree models give many events the very same score, so the cut often
+sits on a tie: alerting all of it can turn a 1% budget into 5%, alerting none of it can silence the
+service exactly when the model is sure (a fraud burst scored 1.0 by every tree). So events scored
+exactly ``value`` take turns: the share of them that fills the budget alerts, evenly spread (a
+deterministic credit, as the checkpoint replays it). A score of 0 never alerts. ``gmean``: the threshold that maximises G-mean = sqrt(TPR * TNR) over the last ``window``
 labelled scores; until labels of both classes have given it a cut, the budget rule decides (never a
 fixed guess while labels are late or missing).
 """
@@ -123,18 +124,19 @@ def replace_sorted(ranked: np.ndarray, gone: np.ndarray, new: np.ndarray, out: n
         k += 1
 
 
-def quantile(ranked: np.ndarray, q: float) -> float:
-    """``np.quantile(values, q)`` (linear) of the sorted ``ranked``, with numpy's rounding.
+def budget_cut(ranked: np.ndarray, budget: float) -> tuple[float, float]:
+    """The k-th highest of the sorted ``ranked`` (k: the ``budget`` share of them), and the share of
+    the scores equal to it that completes k alerts (0 when it is 0: no evidence never alerts).
 
-    >>> v = np.arange(11.0)
-    >>> quantile(v, 0.95), float(np.quantile(v, 0.95))
-    (9.5, 9.5)
+    >>> budget_cut(np.array([0.1, 0.2, 0.3, 0.9, 0.9, 0.9, 0.9, 1.0, 1.0, 1.0]), 0.4)
+    (0.9, 0.25)
     """
-    position = float((ranked.shape[0] - 1) * q)
-    lo = int(np.floor(position))
-    hi = min(lo + 1, ranked.shape[0] - 1)
-    a, b, t = float(ranked[lo]), float(ranked[hi]), position - lo
-    return a + (b - a) * t if t < 0.5 else b - (b - a) * (1.0 - t)  # numpy's interpolation, same rounding
+    n = ranked.shape[0]
+    k = max(1, round(budget * n))
+    cut = float(ranked[n - k])
+    above = n - int(np.searchsorted(ranked, cut, side="right"))
+    equal = n - above - int(np.searchsorted(ranked, cut, side="left"))
+    return cut, (k - above) / equal if cut > 0.0 else 0.0
 
 
 def best_gmean_threshold(scores: np.ndarray, labels: np.ndarray) -> float | None:
@@ -162,6 +164,11 @@ def best_gmean_threshold(scores: np.ndarray, labels: np.ndarray) -> float | None
 class Threshold:
     """``value`` is the current cut; ``observe_score`` / ``observe_label`` keep it current."""
 
+    # Events scored exactly ``value`` that alert (budget rule), and the credit that spreads them;
+    # class defaults so that a state saved before they existed loads.
+    tie_share = 0.0
+    tie_credit = 0.0
+
     def __init__(self, settings: ThresholdSettings) -> None:
         self.settings = settings
         self.value = settings.initial
@@ -179,24 +186,38 @@ class Threshold:
     def observe_score(self, p: float) -> None:
         self.judge(np.array([p]))
 
-    def judge(self, ps: np.ndarray) -> np.ndarray:
-        """The cut each of these scores was judged by (alert: ``p > cut``), in order; while the budget
-        rule decides, the scores then join its window, and its cut is worked out every ``refresh_every``."""
+    def judge(self, ps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The cut each of these scores was judged by, and whether each alerts, in order; while the
+        budget rule decides, the scores then join its window, and its cut is worked out every
+        ``refresh_every``."""
         cuts = np.full(ps.shape[0], self.value)
         if not self.by_budget:
-            return cuts
+            return cuts, ps > cuts
+        alerts = np.empty(ps.shape[0], dtype=bool)
         start = 0
         while start < ps.shape[0]:
             end = start + min(ps.shape[0] - start, self.settings.refresh_every - self.since_scores)
             cuts[start:end] = self.value
+            alerts[start:end] = self._budget_alerts(ps[start:end])
             self.scores.push_many(ps[start:end], np.zeros(end - start, dtype=np.int8))
             self.since_scores += end - start
             if self.since_scores >= self.settings.refresh_every:
                 self.since_scores = 0
                 ranked = self.ranked.update(self.scores.values[None, :], self.scores.n)[0]
-                self.value = quantile(ranked, 1.0 - self.settings.alert_budget)
+                self.value, self.tie_share = budget_cut(ranked, self.settings.alert_budget)
             start = end
-        return cuts
+        return cuts, alerts
+
+    def _budget_alerts(self, ps: np.ndarray) -> np.ndarray:
+        """Above the cut; and of the scores on it, every (1 / tie_share)-th in turn."""
+        alerts = ps > self.value
+        tied = np.flatnonzero(ps == self.value)
+        if tied.shape[0] and self.tie_share > 0.0:
+            credit = self.tie_credit + self.tie_share * np.arange(1, tied.shape[0] + 1)
+            turns = np.floor(credit + 1e-9)  # an event alerts when the credit passes a whole number
+            alerts[tied] = np.diff(turns, prepend=np.floor(self.tie_credit + 1e-9)) > 0
+            self.tie_credit = float(credit[-1] - turns[-1])
+        return alerts
 
     def until_refresh(self) -> int:
         """Labelled events until the G-mean cut is worked out again (unbounded in budget mode)."""
