@@ -58,6 +58,19 @@ def test_a_tie_just_above_the_cut_does_not_flood() -> None:
     assert alerts[10_000:].mean() == pytest.approx(0.01, abs=0.002)
 
 
+def test_scores_that_keep_rising_cannot_break_the_budget() -> None:
+    """A model growing surer: each positive outscores every earlier one, so all of them clear a cut
+    learned from past scores; the bound holds the alerts to 1.5 x the budget in every window."""
+    rng = np.random.default_rng(8)
+    n = 60_000
+    positive = rng.random(n) < 0.07
+    scores = np.where(positive, 0.9 + 0.1 * np.arange(n) / n, rng.random(n) * 0.5)
+    _, alerts = budget_run(scores)
+    in_window = np.convolve(alerts, np.ones(5000, dtype=int), mode="valid")  # every window of 5000 events
+    assert in_window.max() <= 75 and alerts.mean() > 0.01  # 1.5% of 5000; the budget is used
+    assert np.all(positive[alerts])
+
+
 def test_tied_turns_continue_across_a_checkpoint() -> None:
     rng = np.random.default_rng(6)
     scores = np.where(rng.random(20_000) < 0.05, 1.0, rng.random(20_000) * 0.5)
