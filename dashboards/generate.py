@@ -75,6 +75,8 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]] = [
             (f"sum(rate(skewstream_alerts_total{{{SEL}}}[{RATE}])) / sum(rate(skewstream_events_scored_total{{{SEL}}}[{RATE}]))", "alert rate"),
             (f"max(skewstream_alert_budget{{{SEL}}})", "alert budget"),
             (f"max(skewstream_minority_prior{{{SEL}}})", "share of positives"),
+            (f"sum(rate(skewstream_alerts_withheld_total{{{SEL}}}[{RATE}])) / sum(rate(skewstream_events_scored_total{{{SEL}}}[{RATE}]))",
+             "withheld by the budget's bound"),
         ]),
     ]),
     ("Drift", [

@@ -27,6 +27,7 @@ METRIC_NAMES = (
     "skewstream_events_scored_total",
     "skewstream_events_total",
     "skewstream_alerts_total",
+    "skewstream_alerts_withheld_total",
     "skewstream_learn_steps_total",
     "skewstream_labels_total",
     "skewstream_labels_expired_total",
@@ -82,6 +83,10 @@ class _SnapshotCollector(Collector):
         }
         yield _labelled_counter("events", "Records by what became of them.", "outcome", outcomes.items())
         yield _counter("alerts", "Scored events that raised an alert.", counts["alerts"])
+        yield _counter(
+            "alerts_withheld", "Events over the cut that did not alert: 1.5 x the alert budget had in the window.",
+            snap["alerts_withheld"],
+        )  # fmt: skip
         yield _counter("learn_steps", "Model learning steps (events kept by the sampler).", counts["learned"])
         yield _counter("labels_expired", "Pending events whose label never came.", snap["label_store_expired"])
         yield _counter("features_imputed", "Missing feature values imputed.", snap["features_imputed"])

@@ -274,6 +274,7 @@ class Pipeline:
             "candidates": self.model.summary(),
             "model_switches": self.model.switches,
             "threshold": self.threshold.value,
+            "alerts_withheld": self.threshold.withheld,
             # The share of events the rule alerts on; none when the G-mean cut decides.
             "alert_budget": self.settings.threshold.alert_budget if self.settings.threshold.mode == "budget" else None,
             "label_store_size": len(self.labels),

@@ -194,6 +194,7 @@ class Threshold:
     tie_share = 0.0
     tie_credit = 0.0
     alerted = 0  # alerts among the budget window's events (their flags ride in its ring)
+    withheld = 0  # alerts the bound withheld, all told
 
     def __init__(self, settings: ThresholdSettings) -> None:
         self.settings = settings
@@ -245,7 +246,9 @@ class Threshold:
             self.tie_credit = float(credit[-1] - turns[-1])
         window = self.scores.values.shape[0]
         cap = max(1, round(BOUND * self.settings.alert_budget * min(self.scores.n + ps.shape[0], window)))
+        wanted = int(alerts.sum())
         self.alerted = cap_alerts(alerts, self.scores.labels, self.scores.n, cap, self.alerted)
+        self.withheld += wanted - int(alerts.sum())
         return alerts
 
     def until_refresh(self) -> int:

@@ -3,7 +3,8 @@
 The algorithm is river's ``HoeffdingTreeClassifier`` (VFDT: per leaf, one Gaussian per class and
 numeric feature; every ``grace_period`` of weight, ten candidate thresholds per feature are rated by
 information gain and the best split is taken once the Hoeffding bound separates it from the
-runner-up; leaves predict naive-Bayes-adaptively) inside Oza's online bagging (each tree learns an
+runner-up; leaves predict naive-Bayes-adaptively; one difference: a gain is measured on the weight
+the leaf's Gaussians saw, see ``best_split``) inside Oza's online bagging (each tree learns an
 event Poisson(1) times) - the model family river's ``BaggingClassifier`` builds. Here the trees live
 in preallocated numpy arrays and scoring and learning are numba kernels, so an event costs no Python
 objects, and memory is bounded: a tree stops splitting at ``max_leaves`` (its leaves keep learning).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
 
 from stream.config import load_settings
@@ -20,3 +21,12 @@ def test_the_alert_budget_is_exported_only_where_a_budget_decides() -> None:
     # no budget, and no series: those rules stay silent instead of comparing with a made-up one.
     assert "skewstream_alert_budget 0.003" in exported(threshold={"alert_budget": 0.003})
     assert "skewstream_alert_budget" not in exported(threshold={"mode": "gmean"})
+
+
+def test_alerts_the_budget_bound_withheld_are_counted() -> None:
+    metrics = ServiceMetrics(CollectorRegistry())
+    pipeline = Pipeline(load_settings(None, threshold={"alert_budget": 0.01, "window": 1000}))
+    pipeline.threshold.judge(np.linspace(0.0, 1.0, 2000))  # every score outscores the ones before
+    metrics.publish(pipeline.snapshot())
+    withheld = pipeline.threshold.withheld
+    assert withheld > 1000 and f"skewstream_alerts_withheld_total {float(withheld)}" in generate_latest(metrics.registry).decode()
