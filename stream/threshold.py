@@ -6,11 +6,14 @@ every ``refresh_every`` events). Tree models give many events the very same scor
 sits on a tie: alerting all of it can turn a 1% budget into 5%, alerting none of it can silence the
 service exactly when the model is sure (a fraud burst scored 1.0 by every tree). So events scored
 exactly ``value`` take turns: the share of them that fills the budget alerts, evenly spread (a
-deterministic credit, as the checkpoint replays it). A score of 0 never alerts. And the budget is
-bounded: an event does not alert when 1.5 x the budget's share of the window's events already did
-(the cut comes from past scores, and when a model grows surer, every new positive outscores them: on
-Shuttle, 5.7% alerts at a 1% budget without the bound; 1.5 x, so that the bound, a first come,
-first served quota, does not take alerts from sure events while the cut holds). ``gmean``: the threshold that maximises G-mean = sqrt(TPR * TNR) over the last ``window``
+deterministic credit, as the checkpoint replays it). A score of 0 never alerts.
+
+The budget is also bounded: an event does not alert when 1.5 x the budget's share of the window's
+events already did. The cut comes from past scores, and when a model grows surer, every new positive
+outscores them (Shuttle: 5.7% alerts at a 1% budget without the bound). 1.5 x, not 1 x, so that this
+first come, first served quota does not take alerts from sure events while the cut holds.
+
+``gmean``: the threshold that maximises G-mean = sqrt(TPR * TNR) over the last ``window``
 labelled scores; until labels of both classes have given it a cut, the budget rule decides (never a
 fixed guess while labels are late or missing).
 """
