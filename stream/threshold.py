@@ -135,21 +135,31 @@ def replace_sorted(ranked: np.ndarray, gone: np.ndarray, new: np.ndarray, out: n
 
 
 @njit(cache=True)
-def cap_alerts(alerts: np.ndarray, flags: np.ndarray, filled: int, cap: int, alerted: int) -> int:
-    """In order, drop an alert when ``cap`` of the window's events have alerted already.
+def budget_alerts(
+    ps: np.ndarray, cut: float, tie_share: float, credit: float, flags: np.ndarray, filled: int, cap: int,
+    alerted: int, out: np.ndarray,
+) -> tuple[float, int, int]:  # fmt: skip
+    """The budget rule's verdicts on ``ps``, in order, into ``out``: above the cut; on it, when the
+    tie credit passes a whole one; and no more while ``cap`` of the window's events have alerted.
 
     ``flags`` is the window's ring of alert flags, ``filled`` the events written to it so far: the
     event leaving the window as each new one enters is read before the ring is written. Returns
-    the alerts in the window after these events.
+    (tie credit, alerts in the window, alerts withheld).
     """
-    size = flags.shape[0]
-    for j in range(alerts.shape[0]):
+    size, withheld = flags.shape[0], 0
+    for j in range(ps.shape[0]):
+        alert = ps[j] > cut
+        if not alert and ps[j] == cut and tie_share > 0.0:
+            credit += tie_share
+            if credit >= 1.0 - 1e-9:
+                alert, credit = True, credit - 1.0
         if filled + j >= size:
             alerted -= flags[(filled + j) % size]
-        if alerts[j] and alerted >= cap:
-            alerts[j] = False
-        alerted += int(alerts[j])
-    return alerted
+        if alert and alerted >= cap:
+            alert, withheld = False, withheld + 1
+        alerted += int(alert)
+        out[j] = alert
+    return credit, alerted, withheld
 
 
 def budget_cut(ranked: np.ndarray, budget: float) -> tuple[float, float]:
@@ -228,8 +238,8 @@ class Threshold:
         while start < ps.shape[0]:
             end = start + min(ps.shape[0] - start, self.settings.refresh_every - self.since_scores, self.settings.window)
             cuts[start:end] = self.value
-            alerts[start:end] = self._budget_alerts(ps[start:end])
-            self.scores.push_many(ps[start:end], alerts[start:end].astype(np.int8))  # the window's alert flags
+            self._budget_alerts(ps[start:end], alerts[start:end])
+            self.scores.push_many(ps[start:end], alerts[start:end].view(np.int8))  # the window's alert flags
             self.since_scores += end - start
             if self.since_scores >= self.settings.refresh_every:
                 self.since_scores = 0
@@ -238,21 +248,13 @@ class Threshold:
             start = end
         return cuts, alerts
 
-    def _budget_alerts(self, ps: np.ndarray) -> np.ndarray:
-        """Above the cut; and of the scores on it, every (1 / tie_share)-th in turn."""
-        alerts = ps > self.value
-        tied = np.flatnonzero(ps == self.value)
-        if tied.shape[0] and self.tie_share > 0.0:
-            credit = self.tie_credit + self.tie_share * np.arange(1, tied.shape[0] + 1)
-            turns = np.floor(credit + 1e-9)  # an event alerts when the credit passes a whole number
-            alerts[tied] = np.diff(turns, prepend=np.floor(self.tie_credit + 1e-9)) > 0
-            self.tie_credit = float(credit[-1] - turns[-1])
+    def _budget_alerts(self, ps: np.ndarray, out: np.ndarray) -> None:
         window = self.scores.values.shape[0]
         cap = max(1, round(BOUND * self.settings.alert_budget * min(self.scores.n + ps.shape[0], window)))
-        wanted = int(alerts.sum())
-        self.alerted = cap_alerts(alerts, self.scores.labels, self.scores.n, cap, self.alerted)
-        self.withheld += wanted - int(alerts.sum())
-        return alerts
+        self.tie_credit, self.alerted, withheld = budget_alerts(
+            ps, self.value, self.tie_share, self.tie_credit, self.scores.labels, self.scores.n, cap, self.alerted, out
+        )  # fmt: skip
+        self.withheld += withheld
 
     def until_refresh(self) -> int:
         """Labelled events until the G-mean cut is worked out again (unbounded in budget mode)."""
