@@ -74,7 +74,7 @@ def test_scores_that_keep_rising_cannot_break_the_budget() -> None:
 def test_tied_turns_continue_across_a_checkpoint() -> None:
     rng = np.random.default_rng(6)
     scores = np.where(rng.random(20_000) < 0.05, 1.0, rng.random(20_000) * 0.5)
-    whole, expected = budget_run(scores)
+    _, expected = budget_run(scores)
     threshold, first = budget_run(scores[:10_048])
     threshold = pickle.loads(pickle.dumps(threshold))
     rest = np.concatenate([threshold.judge(scores[i : i + 64])[1] for i in range(10_048, 20_000, 64)])
