@@ -129,6 +129,7 @@ class Service:
     producer: str = ""  # extra kafka-python producer settings, TOML inline-table body
     model: str = "hoeffding"
     anomaly: str = "codebook"
+    extra: str = ""  # more TOML (whole sections), appended to the config
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -166,7 +167,7 @@ kind = "{self.anomaly}"
 
 [metrics]
 port = {self.port}
-"""
+{self.extra}"""
         )
         return path
 

@@ -1,10 +1,19 @@
-"""Soak: events through ``serve``. Memory is flat once the bounded stores are full (RSS grows under
-10% from a quarter of the run to its end) and throughput is steady.
+"""Soak: 2,000,000 events through ``serve``. Memory is flat once the bounded stores are full and the
+process has warmed up (RSS grows under 5% over the second half of the run) and throughput is steady.
+
+The stores are full long before half-way: the dedupe window (200,000 ids) at 200,000 events, the
+label store (capped at 50,000 here) at about 170,000, since 30% of the demo stream's events carry no
+label and none comes (with the default cap of 200,000 it would fill until about 670,000 events:
+bounded, but not yet flat). The first half also holds the process's warm-up (allocator arenas,
+checkpoint buffers): in 1M-event runs RSS still moved by 15-35 MB after 250,000 events and by up to
+25 MB between quarters (338, 353, 349, 374 MB), so the 10% limit this test once had from a quarter
+of a 1M run to its end failed on a healthy service whenever the compiled kernels were cached (compiling
+them adds about 100 MB to the baseline, which hid it); over 2M events it settles (365, 371, 373, 376 MB). 5% of the second half's 1,000,000 events is a leak of
+about 19 bytes an event.
 
 The model is ``logreg`` with the codebook anomaly score, whose size is fixed: what is measured is
 the service around it (dedupe window, label store, producer, checkpoints, metrics). Set
-``SKEWSTREAM_SOAK_EVENTS`` to soak longer: the suite runs 1,000,000 (about 4 minutes, to keep CI
-short); the README's figures are from ``SKEWSTREAM_SOAK_EVENTS=2000000``.
+``SKEWSTREAM_SOAK_EVENTS`` to soak longer (about 4 minutes for the default 2,000,000).
 """
 
 from __future__ import annotations
@@ -21,8 +30,9 @@ import pytest
 from stream.synth import DEMO, event_record, generate
 from tests.integration.conftest import Service, Topics, produce, rss_mb
 
-N = int(os.environ.get("SKEWSTREAM_SOAK_EVENTS", "1000000"))
+N = int(os.environ.get("SKEWSTREAM_SOAK_EVENTS", "2000000"))
 CHUNK = 250_000
+STORES = "[labels]\nmax_pending = 50000\n"  # full long before half-way (see above)
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 
@@ -43,7 +53,7 @@ def produce_stream(kafka: str, topic: str) -> None:
 def test_a_million_events_or_more_flat_memory_steady_throughput(kafka: str, tmp_path: Path) -> None:
     topics = Topics.create(kafka)
     produce_stream(kafka, topics.events)
-    service = Service(kafka, topics, tmp_path, every_events=20_000, model="logreg").start()
+    service = Service(kafka, topics, tmp_path, every_events=20_000, model="logreg", extra=STORES).start()
     marks: list[tuple[int, float, float]] = []  # (events scored, seconds, RSS MB)
     try:
         service.wait_for("skewstream_events_scored_total", 1)
@@ -55,10 +65,10 @@ def test_a_million_events_or_more_flat_memory_steady_throughput(kafka: str, tmp_
     finally:
         if service.proc is not None and service.proc.poll() is None:
             service.proc.kill()
-    (n0, t0, rss0), (n1, t1, _), _, (n3, t3, rss3) = marks
-    growth = rss3 / rss0 - 1
+    (n0, t0, _), (n1, t1, rss1), _, (n3, t3, rss3) = marks
+    growth = rss3 / rss1 - 1
     early, late = (n1 - n0) / (t1 - t0), (n3 - n1) / (t3 - t1)
-    print(f"\nsoak {N:,} events: RSS {rss0:.0f} MB at {n0:,} -> {rss3:.0f} MB at {n3:,} ({growth:+.1%}); "
-          f"{early:,.0f} ev/s then {late:,.0f} ev/s")  # fmt: skip
-    assert growth < 0.10, marks
+    print(f"\nsoak {N:,} events: RSS {rss1:.0f} MB at {n1:,} -> {rss3:.0f} MB at {n3:,} ({growth:+.1%}); "
+          f"{early:,.0f} ev/s then {late:,.0f} ev/s; RSS at each quarter {[round(m[2]) for m in marks]} MB")  # fmt: skip
+    assert growth < 0.05, marks
     assert late > 0.7 * early, marks  # steady: no slow-down as the run goes on
