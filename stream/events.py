@@ -11,8 +11,10 @@ import csv
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import orjson
 
 
@@ -43,6 +45,24 @@ class Event:
     x: dict[str, float]
     y: int | None
     non_numeric: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class EventBlock:
+    """Plain events decoded together (a clean poll): what their ``Event`` objects would hold, as
+    columns, so the hot path makes no object per event. ``raw[i, j]`` is event i's ``names[j]``."""
+
+    ids: list[str]
+    ts: list[float | None]
+    ys: list[int | None]
+    names: tuple[str, ...]
+    raw: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def part(self, start: int, end: int) -> EventBlock:
+        return EventBlock(self.ids[start:end], self.ts[start:end], self.ys[start:end], self.names, self.raw[start:end])
 
 
 @dataclass(slots=True)
@@ -129,6 +149,39 @@ class Decoder:
             except BadRecord as bad:
                 out.append(bad)
         return out
+
+    def decode_block(self, records: list[Record]) -> EventBlock | None:
+        """The records as one block when each is a plain JSON event (see ``_plain_event``) with the
+        same fields; None otherwise, and ``decode_many`` then gives each record its exact result.
+
+        The checks are column-wise: a field that is not a number leaves a non-float array. A JSON
+        ``true`` / ``false`` anywhere (numpy would read it as 1 / 0) also sends the poll the general
+        way: booleans are not features, and rare.
+        """
+        if not records or records[0].header is not None:
+            return None
+        values = [record.value for record in records]
+        if max(map(len, values)) > self.max_bytes:
+            return None
+        joined = b"\n".join(values)
+        if b"true" in joined or b"false" in joined:
+            return None
+        try:
+            objs = [orjson.loads(value) for value in values]
+        except orjson.JSONDecodeError:
+            return None
+        first = objs[0]
+        if type(first) is not dict:
+            return None
+        keys = first.keys()
+        if not all(type(obj) is dict and obj.keys() == keys for obj in objs):
+            return None
+        names = tuple(k for k in first if k not in (self.id_field, self.ts_field, self.label_field))
+        ids, ts, ys = ([obj.get(name) for obj in objs] for name in (self.id_field, self.ts_field, self.label_field))
+        raw = _number_columns(objs, names)
+        if raw is None or not (np.abs(raw).max() <= self.max_abs_value) or not _plain_meta(ids, ts, ys):
+            return None
+        return EventBlock([str(i) for i in ids], [None if t is None else float(t) for t in ts], ys, names, raw)
 
     def decode_json(self, raw: bytes) -> Event | Label:
         self._check_size(raw)
@@ -233,6 +286,31 @@ class Decoder:
                     moment = moment.replace(tzinfo=timezone.utc)
                 return moment.timestamp()
         raise BadRecord("bad_ts", f"field '{self.ts_field}'={value!r} is not seconds or ISO-8601")
+
+
+def _number_columns(objs: list[dict[str, Any]], names: tuple[str, ...]) -> np.ndarray | None:
+    """The ``names`` fields of every object as a float matrix; None unless all are plain numbers."""
+    if not names:
+        return None
+    take = itemgetter(*names)
+    try:
+        raw = np.array([take(obj) for obj in objs])
+    except ValueError:  # nested values of unequal shapes
+        return None
+    # One name: itemgetter gives the value itself, so a list value would pass for a row.
+    if raw.dtype.kind not in "fi" or raw.shape != ((len(objs),) if len(names) == 1 else (len(objs), len(names))):
+        return None
+    return raw.astype(np.float64).reshape(len(objs), len(names))
+
+
+def _plain_meta(ids: list[Any], ts: list[Any], ys: list[Any]) -> bool:
+    """A non-empty string or integer id, a finite number or no time, a 0 / 1 / null label (no bool:
+    the block has none)."""
+    return (
+        all(type(i) is str and i != "" or type(i) is int for i in ids)
+        and all(t is None or (type(t) is float or type(t) is int) and math.isfinite(t) for t in ts)
+        and all(y is None or type(y) is int and (y == 0 or y == 1) for y in ys)
+    )
 
 
 def _number(value: Any, from_text: bool) -> float | None:

@@ -102,19 +102,41 @@ class FeatureSpace:
             nan = float("nan")
             values = [[event.x.get(name, nan) for name in names] for event in events]
         raw = np.array(values, dtype=np.float64).reshape(len(events), len(names))
-        rows = np.empty((len(events), 2 * len(names)))
-        imputed = standardise_rows(raw, self.count, self.mean, self.m2, rows[:, : len(names)])
-        rows[:, len(names) :] = raw
-        self.count += len(events)
-        self.imputed_total += imputed
+        rows, imputed = self._standardise(raw)
         self.extra_total += sum(len(event.x) for event in events) - (raw.size - imputed)
         return rows
 
-    def _freeze(self, event: Event) -> list[str]:
+    def columns(self, names: tuple[str, ...]) -> np.ndarray | None:
+        """Where each feature is among ``names`` (a block's fields), or None unless they are exactly
+        the features; the first block fixes the order, as the first event does."""
+        if self.names is None:
+            self._freeze_names(list(names))
+        if len(names) != self.dim or set(names) != self.known:
+            return None
+        index = {name: i for i, name in enumerate(names)}
+        return np.array([index[name] for name in self.names or ()], dtype=np.int64)
+
+    def rows(self, raw: np.ndarray) -> np.ndarray:
+        """The rows of a block's values, every feature present, in feature order (see ``columns``)."""
+        return self._standardise(raw)[0]
+
+    def _standardise(self, raw: np.ndarray) -> tuple[np.ndarray, int]:
+        """Rows from raw values in feature order (NaN: missing, imputed in place), and how many were
+        imputed; updates the running statistics."""
+        rows = np.empty((raw.shape[0], 2 * raw.shape[1]))
+        imputed = standardise_rows(raw, self.count, self.mean, self.m2, rows[:, : raw.shape[1]])
+        rows[:, raw.shape[1] :] = raw
+        self.count += raw.shape[0]
+        self.imputed_total += imputed
+        return rows, imputed
+
+    def _freeze(self, event: Event) -> None:
         if not event.x:
             raise BadRecord("no_features", "first event has no numeric feature to freeze the order")
-        self.names = list(event.x)
-        self.mean = np.zeros(len(self.names))
-        self.m2 = np.zeros(len(self.names))
-        self.known = set(self.names)
-        return self.names
+        self._freeze_names(list(event.x))
+
+    def _freeze_names(self, names: list[str]) -> None:
+        self.names = names
+        self.mean = np.zeros(len(names))
+        self.m2 = np.zeros(len(names))
+        self.known = set(names)

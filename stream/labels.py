@@ -77,6 +77,12 @@ class RecentIds:
     def __contains__(self, event_id: str) -> bool:
         return event_id in self.ids
 
+    def add_many(self, event_ids: list[str]) -> None:
+        """Remember ids known to be new (``add`` of each)."""
+        self.ids.update(dict.fromkeys(event_ids))
+        while len(self.ids) > self.size:
+            self.ids.popitem(last=False)
+
     def add(self, event_id: str) -> bool:
         """False if ``event_id`` was seen recently (a duplicate)."""
         if event_id in self.ids:

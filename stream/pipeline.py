@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 
 from stream.anomaly import AnomalyScorer
 from stream.config import Settings
-from stream.events import REASONS, BadRecord, Event, Label, Scored
+from stream.events import REASONS, BadRecord, Event, EventBlock, Label, Scored
 from stream.features import FeatureSpace
 from stream.labels import LabelJoin, Pending, RecentIds
 from stream.selection import ModelSet
@@ -28,6 +29,23 @@ ScoredRow = tuple[Event, np.ndarray, float, np.ndarray, float, bool, float]
 
 # Test hook: called with (event id, label) on every learning step (counts "learned twice").
 LearnHook = Callable[[str, int], None]
+
+
+@dataclass(slots=True)
+class LearnRun:
+    """Labelled events of a block, in order, waiting for their micro-batch's end: what their
+    ``Pending`` entries would hold, as columns."""
+
+    ids: list[str]
+    rows: np.ndarray
+    ys: list[int]
+    served: np.ndarray
+    alerts: np.ndarray
+    candidates: np.ndarray  # candidates x events
+
+
+# One learning step or a run of them, in the order they were learned.
+Step = tuple[Pending, int] | LearnRun
 
 
 class Pipeline:
@@ -52,7 +70,7 @@ class Pipeline:
         self.last_ts = 0.0
         # The micro-batch being scored: its events so far, and the learning steps that wait for its end.
         self.in_batch = 0
-        self.unlearned: list[tuple[Pending, int]] = []
+        self.unlearned: list[Step] = []
         self.history = History(settings.quality.report_every)
         self.learn_hook: LearnHook | None = None
         self.latency: dict[str, list[float]] = {"score": [], "learn": []}  # sampled seconds, not state
@@ -123,13 +141,20 @@ class Pipeline:
         return results
 
     def _score_events(self, events: list[Event]) -> Iterator[ScoredRow]:
-        """Vectorise and score admitted events together; per event what ``_scored`` needs.
+        """Vectorise and score admitted events together; per event what ``_scored`` needs."""
+        started = time.perf_counter()
+        rows = self.features.vectors(events)
+        served, candidates, anomalies, alerts, cuts = self._score_rows(rows, [event.y for event in events], started)
+        return zip(events, rows, served.tolist(), candidates.T, anomalies.tolist(), alerts.tolist(), cuts.tolist())
+
+    def _score_rows(
+        self, rows: np.ndarray, ys: list[int | None], started: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Served scores, candidates' scores, anomalies, alerts and cuts of admitted events' rows.
 
         The models take the whole rows (each learner reads its half); the codebook and the anomaly
         scorer measure distances, on the standardised half.
         """
-        started = time.perf_counter()
-        rows = self.features.vectors(events)
         zs = np.ascontiguousarray(rows[:, : self.features.dim])
         if self.sampler is None:
             self.sampler = VQSampler(self.settings.sampler, zs.shape[1], self.settings.model.seed)
@@ -137,11 +162,66 @@ class Pipeline:
         anomalies = self.anomaly.score_many(zs, self.sampler)
         self._sample("score", started)  # an event's score exists once its chunk's does
         cuts, alerts = self.threshold.judge(served)
-        self.counts["scored"] += len(events)
+        self.counts["scored"] += len(ys)
         self.counts["alerts"] += int(alerts.sum())
-        self.in_batch += len(events)
-        self.anomaly.learn_many(zs[[event.y != 1 for event in events]])  # normal traffic only
-        return zip(events, rows, served.tolist(), candidates.T, anomalies.tolist(), alerts.tolist(), cuts.tolist())
+        self.in_batch += len(ys)
+        self.anomaly.learn_many(zs[[y != 1 for y in ys]])  # normal traffic only
+        return served, candidates, anomalies, alerts, cuts
+
+    def process_block(self, block: EventBlock) -> list[Scored] | None:
+        """``process_part`` of a block of plain events (at most ``room``): the same results and
+        state, with no object per event but its score. None, with nothing changed, when the block
+        needs the general path: its fields are not the features, or an id may be a duplicate."""
+        ids = block.ids
+        if len(set(ids)) < len(ids) or any(map(self.ids.__contains__, ids)):
+            return None
+        columns = self.features.columns(block.names)
+        if columns is None:
+            return None
+        started = time.perf_counter()
+        self.ids.add_many(ids)
+        rows = self.features.rows(block.raw[:, columns])
+        served, candidates, anomalies, alerts, cuts = self._score_rows(rows, block.ys, started)
+        results = self._take_block(block, rows, served, candidates, alerts)
+        version = self.model.version
+        scored = [
+            Scored(event_id, ts, p, anomaly, alert, cut, version)
+            for event_id, ts, p, anomaly, alert, cut in zip(ids, results, served.tolist(), anomalies.tolist(), alerts.tolist(), cuts.tolist())
+        ]  # fmt: skip
+        if self.in_batch >= self.settings.model.micro_batch:
+            self.end_micro_batch()
+        return scored
+
+    def _take_block(
+        self, block: EventBlock, rows: np.ndarray, served: np.ndarray, candidates: np.ndarray, alerts: np.ndarray
+    ) -> list[float]:
+        """``_scored`` of each event of a block: hold or learn it, in order; returns their times."""
+        times: list[float] = []
+        run: list[int] = []  # labelled events since the last other learning step
+        for i, (event_id, ts, y) in enumerate(zip(block.ids, block.ts, block.ys)):
+            ts = self.last_ts if ts is None else ts
+            self.last_ts = max(self.last_ts, ts)
+            times.append(ts)
+            gone = self.labels.expire(ts) if y is not None and self.labels.pending else []
+            if y is None:
+                gone = self.labels.hold(Pending(event_id, ts, rows[i], float(served[i]), bool(alerts[i]), candidates[:, i]))
+            if gone:  # expired events may learn (as negatives): after the run so far
+                self._learn_run(block, run, rows, served, candidates, alerts)
+                run = []
+                self._expired(gone)
+            if y is not None:
+                run.append(i)
+        self._learn_run(block, run, rows, served, candidates, alerts)
+        return times
+
+    def _learn_run(
+        self, block: EventBlock, run: list[int], rows: np.ndarray, served: np.ndarray, candidates: np.ndarray, alerts: np.ndarray
+    ) -> None:  # fmt: skip
+        if run:
+            ids, ys = block.ids, block.ys
+            self.unlearned.append(
+                LearnRun([ids[i] for i in run], rows[run], [ys[i] for i in run], served[run], alerts[run], candidates[:, run])  # type: ignore[misc]
+            )
 
     def _label(self, label: Label) -> BadRecord | None:
         try:
@@ -156,22 +236,20 @@ class Pipeline:
         steps, self.unlearned = self.unlearned, []
         if steps:
             started = time.perf_counter()
-            rows = np.stack([pending.row for pending, _ in steps])
-            ys = np.array([y for _, y in steps], dtype=np.int64)
-            scores = np.stack([pending.candidates for pending, _ in steps], axis=1)
+            ids, rows, ys, served, alerts, scores = learn_columns(steps)
             i = 0
-            while i < len(steps):
+            while i < len(ids):
                 # The drift monitors take a run in one call, up to an event that needs a decision.
                 end, changed = self.model.observe_many(rows, ys, scores, i)
                 if end == i:
                     end, changed = i + 1, self.model.observe(rows[i], int(ys[i]), scores[:, i])
-                self._account(steps[i:end], ys[i:end])
+                self._account(served[i:end], alerts[i:end], ys[i:end])
                 if changed:  # at the run's last event, before it trains
-                    self._train(steps[i : end - 1], rows[i : end - 1], ys[i : end - 1])
+                    self._train(ids[i : end - 1], rows[i : end - 1], ys[i : end - 1])
                     self._changed()
-                    self._train(steps[end - 1 : end], rows[end - 1 : end], ys[end - 1 : end])
+                    self._train(ids[end - 1 : end], rows[end - 1 : end], ys[end - 1 : end])
                 else:
-                    self._train(steps[i:end], rows[i:end], ys[i:end])
+                    self._train(ids[i:end], rows[i:end], ys[i:end])
                 i = end
             self._sample("learn", started)
         self.model.flush()
@@ -217,14 +295,12 @@ class Pipeline:
     def _learn(self, event: Pending, y: int) -> None:
         self.unlearned.append((event, y))
 
-    def _account(self, steps: list[tuple[Pending, int]], ys: np.ndarray) -> None:
+    def _account(self, ps: np.ndarray, alerts: np.ndarray, ys: np.ndarray) -> None:
         """Prequential: the scores were served before these labels were known."""
-        ps = np.array([pending.score for pending, _ in steps])
-        alerts = np.array([pending.alert for pending, _ in steps])
         start = 0
-        while start < len(steps):  # pieces end where the history takes a point or the cut is refreshed
+        while start < len(ys):  # pieces end where the history takes a point or the cut is refreshed
             every = self.history.every
-            end = start + min(len(steps) - start, every - self.quality.n % every, self.threshold.until_refresh())
+            end = start + min(len(ys) - start, every - self.quality.n % every, self.threshold.until_refresh())
             self.quality.observe_many(ys[start:end], ps[start:end], alerts[start:end])
             self.threshold.observe_labels(ys[start:end], ps[start:end])
             positives = int(ys[start:end].sum())
@@ -241,7 +317,7 @@ class Pipeline:
             assert self.sampler is not None
             self.sampler.on_drift()
 
-    def _train(self, steps: list[tuple[Pending, int]], rows: np.ndarray, ys: np.ndarray) -> None:
+    def _train(self, ids: list[str], rows: np.ndarray, ys: np.ndarray) -> None:
         """Sample, weigh and learn a run of labelled events (in order; kernels over the run)."""
         assert self.sampler is not None
         ws = self.sampler.weight_many(np.ascontiguousarray(rows[:, : self.features.dim]), ys)
@@ -250,9 +326,9 @@ class Pipeline:
         self.model.learn_many(rows[kept], ys[kept], ws)
         self.counts["learned"] += int(kept.sum())
         if self.learn_hook is not None:
-            for (event, y), learned in zip(steps, kept.tolist()):
+            for event_id, y, learned in zip(ids, ys.tolist(), kept.tolist()):
                 if learned:
-                    self.learn_hook(event.id, y)
+                    self.learn_hook(event_id, y)
 
     def _sample(self, stage: str, started: float) -> None:
         samples = self.latency[stage]
@@ -293,6 +369,25 @@ class Pipeline:
         state["learn_hook"] = None  # a test hook is not state
         state["latency"] = {"score": [], "learn": []}
         return state
+
+
+def learn_columns(steps: list[Step]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ids, rows, labels, served scores, alerts and candidates' scores (candidates x events) of the steps, in order."""
+    ids: list[str] = []
+    parts: list[tuple[np.ndarray, list[int], np.ndarray, np.ndarray, np.ndarray]] = []
+    for step in steps:
+        if isinstance(step, LearnRun):
+            ids += step.ids
+            parts.append((step.rows, step.ys, step.served, step.alerts, step.candidates))
+        else:
+            pending, y = step
+            ids.append(pending.id)
+            parts.append((pending.row[None, :], [y], np.array([pending.score]), np.array([pending.alert]), pending.candidates[:, None]))
+    rows, ys, served, alerts, scores = zip(*parts)
+    return (
+        ids, np.concatenate(rows), np.fromiter((y for run in ys for y in run), dtype=np.int64, count=len(ids)),
+        np.concatenate(served), np.concatenate(alerts), np.concatenate(scores, axis=1),
+    )  # fmt: skip
 
 
 def warm_up(settings: Settings) -> None:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream.events import REASONS, BadRecord, Decoder, Event, Label, Record
 
@@ -88,3 +90,87 @@ def test_decode_many_keeps_bad_records_in_place(decoder: Decoder) -> None:
     first, bad, last = decoder.decode_many(records)
     assert isinstance(first, Event) and isinstance(last, Event) and (first.id, last.id) == ("a", "b")
     assert isinstance(bad, BadRecord) and bad.reason == "invalid_json"
+
+
+def _records(*values: bytes) -> list[Record]:
+    return [Record(value, "t", 0, i + 1) for i, value in enumerate(values)]
+
+
+def test_a_clean_poll_decodes_as_a_block_of_the_events_decode_many_gives(decoder: Decoder) -> None:
+    records = _records(
+        b'{"id": "a", "ts": 1700000000.5, "label": 0, "f": 1.5, "g": -2}',
+        b'{"g": 3, "id": 7, "f": 0.0, "label": null, "ts": 17}',  # other order, int id and time
+        b'{"id": "b", "ts": null, "label": 1, "f": 1e15, "g": 0}',
+    )
+    block = decoder.decode_block(records)
+    assert block is not None and block.names == ("f", "g")
+    events = decoder.decode_many(records)
+    assert all(isinstance(e, Event) and not e.non_numeric for e in events)
+    assert block.ids == [e.id for e in events]  # type: ignore[union-attr]
+    assert block.ts == [e.ts for e in events]  # type: ignore[union-attr]
+    assert block.ys == [e.y for e in events]  # type: ignore[union-attr]
+    assert block.raw.tolist() == [[e.x["f"], e.x["g"]] for e in events]  # type: ignore[union-attr]
+    assert block.part(1, 3).ids == ["7", "b"]
+
+
+PLAIN = b'{"id": "p", "ts": 1, "label": 0, "f": 1.5, "g": 2}'
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        b'{"id": "q", "ts": 1, "label": 0, "f": true, "g": 2}',  # a bool would read as 1
+        b'{"id": "q", "ts": 1, "label": 0, "f": "1.5", "g": 2}',
+        b'{"id": "q", "ts": 1, "label": 0, "f": null, "g": 2}',
+        b'{"id": "q", "ts": 1, "label": 0, "f": [1, 2], "g": 2}',
+        b'{"id": "q", "ts": 1, "label": 0, "f": 1, "g": {"h": 2}}',
+        b'{"id": "q", "ts": 1, "label": 0, "f": 1e16, "g": 2}',  # beyond max_abs_value
+        b'{"id": "q", "ts": 1, "label": 0, "f": 1, "g": 2, "h": 3}',  # another field
+        b'{"id": "q", "ts": 1, "label": 0, "f": 1}',  # a missing one
+        b'{"id": "q", "label": 1}',  # a label
+        b'{"id": "", "ts": 1, "label": 0, "f": 1, "g": 2}',
+        b'{"id": 1.5, "ts": 1, "label": 0, "f": 1, "g": 2}',
+        b'{"id": "q", "ts": "2024-01-01", "label": 0, "f": 1, "g": 2}',
+        b'{"id": "q", "ts": 1, "label": 2, "f": 1, "g": 2}',
+        b'{"id": "q", "ts": 1, "label": "1", "f": 1, "g": 2}',
+        b'{"id": "q", "ts": 1, "label": 0, "f": 1, "g": 2, "pad": "' + b"z" * 200 + b'"}',  # too large
+        b'{"id": "q", "ts": 1, "label": 0, "f": 1, "g": 2',
+        b'[1, 2]',
+    ],
+)
+def test_a_poll_with_anything_but_plain_events_is_no_block(decoder: Decoder, other: bytes) -> None:
+    assert decoder.decode_block(_records(PLAIN, PLAIN.replace(b'"p"', b'"r"'))) is not None
+    assert decoder.decode_block(_records(PLAIN, other)) is None
+    assert decoder.decode_block(_records(other, PLAIN)) is None
+
+
+def test_csv_records_are_no_block(decoder: Decoder) -> None:
+    assert decoder.decode_block([Record(b"e1,1,0,0.5", "f:1", 0, 1, ("id", "ts", "label", "a"))]) is None
+
+
+_number = st.one_of(st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=False, allow_infinity=False))
+_odd = st.one_of(st.booleans(), st.none(), st.text(max_size=3), st.lists(st.integers(0, 3), max_size=2))
+_value = st.one_of(_number, _number, _number, _odd)  # mostly numbers: most polls are blocks
+
+
+@st.composite
+def _poll(draw: st.DrawFn) -> list[dict[str, object]]:
+    """Records sharing one set of fields (else no block), values mostly plain."""
+    keys = draw(st.sets(st.sampled_from(["ts", "label", "f", "g"])))
+    label = st.one_of(st.sampled_from([0, 1, None]), st.sampled_from([0, 1, None]), _value)
+    ident = st.one_of(st.sampled_from(["a", "b", "c"]), st.integers(0, 9), st.sampled_from(["", 1.5]))
+    return draw(st.lists(st.fixed_dictionaries({"id": ident, **{k: label if k == "label" else _value for k in keys}}), min_size=1, max_size=4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_poll())
+def test_a_block_is_what_decode_many_gives_or_none(objs: list[dict[str, object]]) -> None:
+    decoder = Decoder("id", "ts", "label", max_bytes=200)
+    records = _records(*(orjson.dumps(obj) for obj in objs))
+    block = decoder.decode_block(records)
+    if block is None:
+        return
+    events = decoder.decode_many(records)
+    assert all(isinstance(e, Event) and set(e.x) == set(block.names) and not e.non_numeric for e in events)
+    assert (block.ids, block.ts, block.ys) == ([e.id for e in events], [e.ts for e in events], [e.y for e in events])  # type: ignore[union-attr]
+    assert block.raw.tolist() == [[float(e.x[n]) for n in block.names] for e in events]  # type: ignore[union-attr]

@@ -117,3 +117,50 @@ def test_a_micro_batch_is_scored_before_any_of_its_labels_is_learned() -> None:
     for i in range(16):
         pipeline.process(decoder.decode_json(event(i, label=i % 2)))  # type: ignore[arg-type]
         assert pipeline.counts["labelled"] == (16 if i == 15 else 0)
+
+
+def test_blocks_give_what_the_general_path_gives(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Clean polls go as blocks; a run with them equals one without, event for event and in state:
+    delayed labels through the label gate, events expiring as negatives, duplicates, bad records."""
+    from stream.events import Decoder
+
+    rng = np.random.default_rng(11)
+    values, labels = [], []
+    for i in range(4000):
+        y = int(rng.random() < 0.05)
+        delayed = i % 4 == 0
+        values.append(event(i, label=None if delayed else y, c=float(rng.normal(2.0 * y, 1.0))))
+        if delayed and i % 8 == 0:  # the rest of the delayed ones time out, as negatives
+            labels.append(orjson.dumps({"id": f"e{i}", "label": y, "ts": 1000.0 + i + 5}))
+        if i == 1500:
+            values.append(event(i - 3, c=0.5))  # a duplicate: that micro-batch goes the general way
+        if i == 2600:
+            values.append(b"{oops")  # and that poll
+    used = []
+    process_block = Pipeline.process_block
+
+    def counted(self: Pipeline, block: object) -> object:
+        result = process_block(self, block)  # type: ignore[arg-type]
+        used.append(result is not None)
+        return result
+
+    monkeypatch.setattr(Pipeline, "process_block", counted)
+    outputs = []
+    for blocks in (True, False):
+        if not blocks:
+            monkeypatch.setattr(Decoder, "decode_block", lambda self, records: None)
+        settings = small_settings(model={"micro_batch": 48}, labels={"ttl_seconds": 60.0, "timeout_as_negative": True})
+        sink, dead = MemorySink(), MemoryDeadLetters()
+        ports = Ports(MemorySource(values), sink, dead, labels=MemorySource(labels, name="labels"))
+        runner = Runner(Pipeline(settings), make_decoder(settings), ports, None, CommitPolicy(1000, 60.0))
+        runner.run(threading.Event())
+        pipeline = runner.pipeline
+        outputs.append((
+            [(s.id, s.ts, s.score, s.anomaly, s.alert, s.threshold, s.model_version) for s in sink.durable],
+            [(r.origin, reason) for r, reason, _ in dead.items],
+            pipeline.counts, pipeline.labels_by_class, pipeline.quality.summary(), runner.positions,
+        ))  # fmt: skip
+        if blocks:
+            assert sum(used) > 50 and not all(used)  # blocks did most, the general path the rest
+            assert pipeline.counts["expired_as_negative"] > 300 and pipeline.counts["learned"] > 3000
+    assert outputs[0] == outputs[1]
