@@ -87,12 +87,22 @@ class _AppendFile:
     """An append-only output that knows its durable size and can be cut back to it."""
 
     def __init__(self, path: Path, resume_at: int | None) -> None:
+        """``resume_at``: the durable size a checkpoint recorded; the file is cut back to it. A file
+        that is not there (a new output path on resume) starts empty, with the events after it."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file: BinaryIO = open(self.path, "r+b" if resume_at is not None and self.path.exists() else "wb")  # noqa: SIM115
-        if resume_at is not None:
+        if resume_at is not None and self.path.exists():
+            size = self.path.stat().st_size
+            if size < resume_at:
+                raise ValueError(
+                    f"{self.path}: {size} bytes, less than the {resume_at} the checkpoint made durable (cut or "
+                    "replaced); give another output path, or move this one away"
+                )
+            self.file: BinaryIO = open(self.path, "r+b")  # noqa: SIM115 - closed in close()
             self.file.truncate(resume_at)
             self.file.seek(resume_at)
+        else:
+            self.file = open(self.path, "wb")  # noqa: SIM115
         self.durable = self.file.tell()
 
     def write_line(self, line: bytes) -> None:

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import orjson
+import pytest
 
 from connectors.file import FileDeadLetters, FileSink, FileSource
 from connectors.memory import MemoryDeadLetters, MemorySink
@@ -59,6 +60,16 @@ def test_sinks_cut_back_to_the_checkpoint_position(tmp_path: Path) -> None:
     again = FileSink(tmp_path / "s.jsonl", kept)
     again.close()
     assert (tmp_path / "s.jsonl").read_bytes().count(b"\n") == 1
+
+
+def test_a_resume_into_a_new_output_path_starts_it_empty_and_a_short_one_is_refused(tmp_path: Path) -> None:
+    sink = FileSink(tmp_path / "new.jsonl", 4096)  # a checkpoint's position, another --out
+    sink.write(Scored("e1", 1.0, 0.5, 0.0, False, 0.9, 1))
+    sink.close()
+    assert (tmp_path / "new.jsonl").read_bytes().startswith(b'{"id":"e1"')  # no hole before it
+    (tmp_path / "short.jsonl").write_bytes(b"x" * 10)
+    with pytest.raises(ValueError, match="short.jsonl: 10 bytes, less than the 4096"):
+        FileSink(tmp_path / "short.jsonl", 4096)
 
 
 def test_dead_letters_keep_undecodable_bytes(tmp_path: Path) -> None:
