@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 
 # 2 added the HMAC field; 3: the state of micro-batch builds (their pipeline, models and drift
 # monitors are laid out differently, so older states are refused, never unpickled into them);
-# 4: feature rows carry the raw values next to the standardised ones (trees learn on the raw).
-FORMAT = 4
+# 4: feature rows carry the raw values next to the standardised ones (trees learn on the raw);
+# 5: a forest's naive-Bayes normalisers are per class, not per Gaussian (format 4 is converted on
+# load, so a build from before can be upgraded in place; a build from before refuses format 5).
+FORMAT = 5
+OLDEST_READ = 4
 _MAGIC = b"SKEWSTREAM-CKPT"
 
 
@@ -93,13 +96,16 @@ class Checkpointer:
         parts = header.split(b" ")
         if len(parts) not in (3, 4) or parts[0] != _MAGIC or not parts[1].isdigit():
             raise CheckpointError(f"checkpoint {path.name}: not a skewstream checkpoint")
-        if int(parts[1]) < FORMAT:
+        if int(parts[1]) < OLDEST_READ:
             raise CheckpointRefused(
                 f"checkpoint {path.name}: written by an older skewstream (format {int(parts[1])}, this build "
-                f"reads {FORMAT}); finish with that build, or empty checkpoint.dir ({self.dir}) to start afresh"
+                f"reads {OLDEST_READ} to {FORMAT}); finish with that build, or empty checkpoint.dir ({self.dir}) to start afresh"
             )
-        if int(parts[1]) != FORMAT:
-            raise CheckpointError(f"checkpoint {path.name}: format {int(parts[1])}, this build reads {FORMAT}")
+        if int(parts[1]) > FORMAT:  # not damage: refused, not skipped for an older one
+            raise CheckpointRefused(
+                f"checkpoint {path.name}: written by a newer skewstream (format {int(parts[1])}, this build reads "
+                f"{OLDEST_READ} to {FORMAT}); run that build, or empty checkpoint.dir ({self.dir}) to start afresh"
+            )
         if hashlib.sha256(payload).hexdigest().encode() != parts[2]:
             raise CheckpointError(f"checkpoint {path.name}: checksum mismatch (truncated or corrupted)")
         self._authenticate(path, payload, parts[3] if len(parts) == 4 else b"-")
@@ -121,7 +127,8 @@ class Checkpointer:
 
 
 class CheckpointRefused(CheckpointError):
-    """A signing key is configured and this checkpoint is unsigned or forged: never unpickled."""
+    """Never unpickled, and no older checkpoint tried: unsigned or forged while a signing key is
+    configured, or written in a format this build does not read."""
 
 
 def state_digest(obj: Any) -> str:

@@ -16,10 +16,10 @@ Layout, for T trees, M = 2 * capacity nodes, L = capacity leaves, D features:
 
 - ``nodes[T, M, 3]``: split feature (-1 at a leaf), left child (right = left + 1), leaf slot;
 - ``thresholds[T, M]``: ``x[feature] <= threshold`` goes left;
-- ``leaves[T, L, 5]``: class-0 weight, class-1 weight, weight at the last split attempt, weight the
-  majority-class rule got right, weight naive Bayes got right;
-- ``gauss[T, L, 2, D, 7]``: per class and feature, weight, mean, M2, min, max, and the two
-  naive-Bayes terms that depend on the variance (so scoring takes no logarithm);
+- ``leaves[T, L, 7]``: class-0 weight, class-1 weight, weight at the last split attempt, weight the
+  majority-class rule got right, weight naive Bayes got right, and per class the sum over its
+  Gaussians of log(sqrt(2 pi var)) (naive Bayes' normalisers: scoring takes no logarithm);
+- ``gauss[T, L, 2, D, 6]``: per class and feature, weight, mean, M2, min, max, 1 / (2 var);
 - ``masks[T, L, D]``: 1 where the leaf uses the feature;
 - ``sizes[T, 2]``: nodes and leaves in use.
 """
@@ -27,20 +27,23 @@ Layout, for T trees, M = 2 * capacity nodes, L = capacity leaves, D features:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit
 
 F, LEFT, SLOT = 0, 1, 2  # nodes[..., :]
-C0, C1, LAST, MC_OK, NB_OK = 0, 1, 2, 3, 4  # leaves[..., :]
+C0, C1, LAST, MC_OK, NB_OK, LOG_NORM0 = 0, 1, 2, 3, 4, 5  # leaves[..., :]; LOG_NORM0 + class
+L_FIELDS = 7
 GW, GMEAN, GM2, GMIN, GMAX = 0, 1, 2, 3, 4  # gauss[..., :]
-# Cached for naive Bayes, refreshed whenever that Gaussian learns: 1 / (2 var), and
-# log(sqrt(2 pi var)) (both 0 while the variance is 0: such a Gaussian abstains, as in river).
-GHALF_PRECISION, GLOG_NORM = 5, 6
-G_FIELDS = 7
+# Cached for naive Bayes, refreshed whenever that Gaussian learns: 1 / (2 var) (0 while the
+# variance is 0: such a Gaussian abstains, as in river, and is left out of its class's LOG_NORM).
+GHALF_PRECISION = 5
+G_FIELDS = 6
 N_SPLITS = 10  # candidate thresholds per feature, evenly spaced in the observed range (river's)
 MIN_BRANCH_FRACTION = 0.01  # a split must send at least this share of the weight to two branches
 _HALF_LOG_TAU = 0.5 * math.log(2.0 * math.pi)
+_LN2 = math.log(2.0)
 
 
 @njit(cache=True)
@@ -65,16 +68,16 @@ def naive_bayes_p1(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: 
         return 0.0
     if c0 <= 0.0:
         return 1.0
-    total = c0 + c1
-    lead = math.log(c0 / total) - math.log(c1 / total)  # log-odds of class 0, built up per feature
+    # log-odds of class 0, built up per feature
+    lead = math.log(c0 / c1) - leaves[t, s, LOG_NORM0] + leaves[t, s, LOG_NORM0 + 1]
     for c in range(2):
         sign = 1.0 if c == 0 else -1.0
+        g = gauss[t, s, c]  # [feature, field]
         for d in range(z.shape[0]):
-            g = gauss[t, s, c, d]
-            if masks[t, s, d] == 0 or g[GHALF_PRECISION] <= 0.0:
+            if masks[t, s, d] == 0 or g[d, GHALF_PRECISION] <= 0.0:
                 continue
-            diff = z[d] - g[GMEAN]
-            lead -= sign * (diff * diff * g[GHALF_PRECISION] + g[GLOG_NORM])
+            diff = z[d] - g[d, GMEAN]
+            lead -= sign * diff * diff * g[d, GHALF_PRECISION]
     return 1.0 / (1.0 + math.exp(min(lead, 700.0)))
 
 
@@ -196,7 +199,7 @@ def _mix(a: int, b: int) -> int:
 def init_leaf(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: int, s: int, c0: float, c1: float, subspace: int, seed: int) -> None:
     """An empty leaf that starts from the class weights its parent's split sent it."""
     leaves[t, s, C0], leaves[t, s, C1], leaves[t, s, LAST] = c0, c1, c0 + c1
-    leaves[t, s, MC_OK] = leaves[t, s, NB_OK] = 0.0
+    leaves[t, s, MC_OK] = leaves[t, s, NB_OK] = leaves[t, s, LOG_NORM0] = leaves[t, s, LOG_NORM0 + 1] = 0.0
     gauss[t, s, :, :, :3] = 0.0
     gauss[t, s, :, :, GHALF_PRECISION:] = 0.0
     gauss[t, s, :, :, GMIN] = np.inf
@@ -226,18 +229,33 @@ def _observe(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: int, s
     if c0 + c1 > 0.0 and (naive_bayes_p1(leaves, gauss, masks, t, s, z) > 0.5) == (y == 1):
         leaves[t, s, NB_OK] += w
     leaves[t, s, C0 + y] += w
+    # The class's normaliser sum: log of the product of its variances, the product kept as a
+    # mantissa and a power of two (one logarithm per update, not one per feature; no overflow).
+    mantissa, power, counted = 1.0, 0, 0
+    g = gauss[t, s, y]  # [feature, field]: one view, not one per feature
     for d in range(z.shape[0]):
         if masks[t, s, d] == 0:
             continue
-        g = gauss[t, s, y, d]
-        g[GW] += w
-        delta = z[d] - g[GMEAN]
-        g[GMEAN] += w * delta / g[GW]
-        g[GM2] += w * delta * (z[d] - g[GMEAN])
-        g[GMIN], g[GMAX] = min(g[GMIN], z[d]), max(g[GMAX], z[d])
-        var = _variance(g)
-        g[GHALF_PRECISION] = 0.5 / var if var > 0.0 else 0.0
-        g[GLOG_NORM] = _HALF_LOG_TAU + 0.5 * math.log(var) if var > 0.0 else 0.0
+        weight = g[d, GW] + w
+        g[d, GW] = weight
+        delta = z[d] - g[d, GMEAN]
+        mean = g[d, GMEAN] + w * delta / weight
+        g[d, GMEAN] = mean
+        m2 = g[d, GM2] + w * delta * (z[d] - mean)
+        g[d, GM2] = m2
+        g[d, GMIN], g[d, GMAX] = min(g[d, GMIN], z[d]), max(g[d, GMAX], z[d])
+        var = m2 / (weight - 1.0) if weight > 1.0 else 0.0  # _variance
+        if var > 0.0:
+            g[d, GHALF_PRECISION] = 0.5 / var
+            m, e = math.frexp(var)
+            mantissa, power, counted = mantissa * m, power + e, counted + 1
+            if mantissa < 1e-200:
+                m, e = math.frexp(mantissa)
+                mantissa, power = m, power + e
+        else:
+            g[d, GHALF_PRECISION] = 0.0
+    log_product = math.log(mantissa) + power * _LN2
+    leaves[t, s, LOG_NORM0 + y] = counted * _HALF_LOG_TAU + 0.5 * log_product if counted else 0.0
 
 
 @njit(cache=True)
@@ -344,6 +362,12 @@ class HoeffdingForest:
         self.capacity = 0
         self.nodes = np.zeros((0, 0, 3), dtype=np.int64)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.dim and self.leaves.shape[2] == 5:  # saved when the normalisers were per Gaussian (format 4)
+            self.leaves = np.concatenate([self.leaves, self.gauss[..., 6].sum(axis=3)], axis=2)
+            self.gauss = np.ascontiguousarray(self.gauss[..., :G_FIELDS])
+
     def proba(self, z: np.ndarray) -> float:
         if not self.dim:
             return 0.0
@@ -391,7 +415,7 @@ class HoeffdingForest:
         t, self.dim, self.capacity = self.n_trees, dim, min(self.FIRST_CAPACITY, self.max_leaves)
         self.nodes = np.full((t, 2 * self.capacity, 3), -1, dtype=np.int64)
         self.thresholds = np.zeros((t, 2 * self.capacity))
-        self.leaves = np.zeros((t, self.capacity, 5))
+        self.leaves = np.zeros((t, self.capacity, L_FIELDS))
         self.gauss = np.zeros((t, self.capacity, 2, dim, G_FIELDS))
         self.masks = np.zeros((t, self.capacity, dim), dtype=np.uint8)
         self.sizes = np.ones((t, 2), dtype=np.int64)  # the root: one node, one leaf

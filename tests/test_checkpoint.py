@@ -110,3 +110,16 @@ def test_a_checkpoint_of_an_older_build_is_refused_with_what_to_do(tmp_path: Pat
     path.write_bytes(magic + b" 2 " + rest + b"\n" + payload)  # as the builds before micro-batches wrote them
     with pytest.raises(CheckpointRefused, match="older skewstream .* checkpoint.dir"):
         Checkpointer(tmp_path, keep=2).load_latest()
+
+
+@pytest.mark.parametrize(("written", "readable"), [(4, True), (5, True), (6, False)])
+def test_formats_from_the_oldest_read_to_this_one_load(tmp_path: Path, written: int, readable: bool) -> None:
+    path = Checkpointer(tmp_path, keep=2).save({"x": 1})
+    header, _, payload = path.read_bytes().partition(b"\n")
+    magic, _, rest = header.split(b" ", 2)
+    path.write_bytes(magic + b" %d " % written + rest + b"\n" + payload)
+    if readable:
+        assert Checkpointer(tmp_path, keep=2).load_latest()["x"] == 1  # type: ignore[index]
+    else:
+        with pytest.raises(CheckpointRefused, match="newer skewstream .* checkpoint.dir"):
+            Checkpointer(tmp_path, keep=2).load_latest()

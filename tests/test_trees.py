@@ -140,3 +140,25 @@ def test_a_batch_learns_and_scores_exactly_as_event_by_event() -> None:
         many.learn_many(zs[start : start + 256], ys[start : start + 256], ws[start : start + 256])
     assert one.n_leaves == many.n_leaves > 5
     assert np.array_equal(many.proba_many(zs[:500]), np.array([one.proba(z) for z in zs[:500]]))
+
+
+def test_a_forest_saved_with_per_gaussian_normalisers_loads_and_goes_on_alike() -> None:
+    """Checkpoint format 4 kept log(sqrt(2 pi var)) per Gaussian (field 6) and 5 leaf fields; such a
+    forest loads into the per-class sums and scores and learns as the one it was saved from."""
+    z, y = corner_stream(6000, seed=4)
+    forest = HoeffdingForest(n_trees=4, grace_period=100, subspace=3, seed=2)
+    forest.learn_many(z[:4000], y[:4000], np.ones(4000))
+    state = forest.__dict__.copy()
+    g = forest.gauss
+    var = np.where(g[..., GW] > 1, g[..., 2] / np.maximum(g[..., GW] - 1, 1e-300), 0.0)
+    per_gaussian = np.where(var > 0, 0.5 * math.log(2 * math.pi) + 0.5 * np.log(np.where(var > 0, var, 1.0)), 0.0)
+    state["gauss"] = np.concatenate([g, per_gaussian[..., None]], axis=-1)
+    state["leaves"] = forest.leaves[..., :5].copy()
+    state["rng"] = pickle.loads(pickle.dumps(forest.rng))
+    old = HoeffdingForest.__new__(HoeffdingForest)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert old.leaves.shape == forest.leaves.shape and old.gauss.shape == forest.gauss.shape
+    np.testing.assert_allclose(old.leaves, forest.leaves, rtol=1e-12, atol=1e-12)
+    for f in (forest, old):
+        f.learn_many(z[4000:5000], y[4000:5000], np.ones(1000))
+    np.testing.assert_allclose(old.proba_many(z[5000:]), forest.proba_many(z[5000:]), rtol=1e-9, atol=1e-12)
