@@ -345,6 +345,12 @@ class HoeffdingForest:
     """
 
     FIRST_CAPACITY = 16  # leaves per tree before the arrays first grow
+    # The tree arrays (see the module's layout), allocated on the first event.
+    thresholds: np.ndarray
+    leaves: np.ndarray
+    gauss: np.ndarray
+    masks: np.ndarray
+    sizes: np.ndarray
 
     def __init__(
         self, n_trees: int, grace_period: int, *, delta: float = 1e-7, tau: float = 0.05,
