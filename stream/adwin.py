@@ -189,15 +189,19 @@ class Adwin:
 def watch_run(
     stats: tuple[np.ndarray, ...], buckets: tuple[np.ndarray, ...], counts: tuple[np.ndarray, ...],
     cooldowns: np.ndarray, ys: np.ndarray, errors: np.ndarray, per_class: bool, fired: np.ndarray,
+    positives_to_stop: int,
 ) -> int:  # fmt: skip
     """Several models' monitor banks (``AdwinMonitors`` layout) over a run of labelled events.
 
-    Runs until an event that needs a decision, a positive (rankings happen there) or one where a
-    monitor fired, and returns the events fed, that one included; ``fired[c]`` then says what
-    model ``c``'s monitors said of it (1 warning, 2 drift, 3 both). Models in ``cooldowns`` skip.
+    Runs until an event that needs a decision: the run's ``positives_to_stop``-th positive (a
+    ranking, or a trial's verdict, happens there) or one where a monitor fired, and returns the
+    events fed, that one included; ``fired[c]`` then says what model ``c``'s monitors said of it (1
+    warning, 2 drift, 3 both). Models in ``cooldowns`` skip.
     """
     for i in range(ys.shape[0]):
-        stop = ys[i] == 1
+        if ys[i] == 1:
+            positives_to_stop -= 1
+        stop = positives_to_stop == 0
         for c in range(len(stats)):
             fired[c] = 0
             if cooldowns[c] > 0:

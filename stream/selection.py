@@ -115,9 +115,12 @@ class ModelSet:
         fired = np.zeros(len(banks), dtype=np.int64)
         errors = np.where(ys == 1, 1.0 - scores, scores)
         per_class = self.candidates[0].settings.drift_scope == "per_class"
+        # A positive needs a decision when it completes a ranking's count, or (any) while a trial runs.
+        every = self.selection.rank_every
+        positives_to_stop = 1 if trials else every - self.positives_since_change % every
         n = watch_run(
             tuple(b.stats for b in banks), tuple(b.buckets for b in banks), tuple(b.counts for b in banks),
-            cooldowns, ys, errors, per_class, fired,
+            cooldowns, ys, errors, per_class, fired, positives_to_stop,
         )  # fmt: skip
         for i, candidate in enumerate(self.candidates):
             candidate.cooldown = int(cooldowns[i])
@@ -129,8 +132,9 @@ class ModelSet:
         return start + n, self._settle(last, scores[:, n - 1], swapped)
 
     def _settle_quiet(self, ys: np.ndarray, scores: np.ndarray) -> None:
-        """Negatives no monitor fired on and no trial decided at: they only join the ranking window."""
+        """Events no monitor fired on, at no ranking and no trial: they join the ranking window."""
         self.labelled += ys.shape[0]
+        self.positives_since_change += int(ys.sum())
         self.drifted = False
         self._remember(ys, scores)
 
