@@ -77,6 +77,10 @@ class RecentIds:
     def __contains__(self, event_id: str) -> bool:
         return event_id in self.ids
 
+    def any_of(self, event_ids: list[str]) -> bool:
+        """Whether any of ``event_ids`` was seen recently (one C-level pass)."""
+        return not self.ids.keys().isdisjoint(event_ids)
+
     def add_many(self, event_ids: list[str]) -> None:
         """Remember ids known to be new (``add`` of each)."""
         self.ids.update(dict.fromkeys(event_ids))

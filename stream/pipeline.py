@@ -173,7 +173,7 @@ class Pipeline:
         state, with no object per event but its score. None, with nothing changed, when the block
         needs the general path: its fields are not the features, or an id may be a duplicate."""
         ids = block.ids
-        if len(set(ids)) < len(ids) or any(map(self.ids.__contains__, ids)):
+        if len(set(ids)) < len(ids) or self.ids.any_of(ids):
             return None
         columns = self.features.columns(block.names)
         if columns is None:
