@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -196,6 +196,12 @@ class Pipeline:
         self, block: EventBlock, rows: np.ndarray, served: np.ndarray, candidates: np.ndarray, alerts: np.ndarray
     ) -> list[float]:
         """``_scored`` of each event of a block: hold or learn it, in order; returns their times."""
+        if not self.labels.pending and None not in block.ys and None not in block.ts:
+            # Every event labelled and timed, no label store to expire: the block learns as one run.
+            timed, ys = cast(list[float], block.ts), cast(list[int], block.ys)
+            self.last_ts = max(self.last_ts, *timed)
+            self.unlearned.append(LearnRun(block.ids, rows, ys, served, alerts, candidates))
+            return timed
         times: list[float] = []
         run: list[int] = []  # labelled events since the last other learning step
         for i, (event_id, ts, y) in enumerate(zip(block.ids, block.ts, block.ys)):

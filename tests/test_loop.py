@@ -121,15 +121,18 @@ def test_a_micro_batch_is_scored_before_any_of_its_labels_is_learned() -> None:
 
 def test_blocks_give_what_the_general_path_gives(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Clean polls go as blocks; a run with them equals one without, event for event and in state:
-    delayed labels through the label gate, events expiring as negatives, duplicates, bad records."""
+    labels inline, delayed labels through the label gate, events expiring as negatives, duplicates,
+    bad records."""
     from stream.events import Decoder
 
     rng = np.random.default_rng(11)
     values, labels = [], []
     for i in range(4000):
         y = int(rng.random() < 0.05)
-        delayed = i % 4 == 0
+        delayed = i % 4 == 0 and i >= 1008  # before: every event labelled, micro-batches learn as one run
         values.append(event(i, label=None if delayed else y, c=float(rng.normal(2.0 * y, 1.0))))
+        if i >= 1008 and i % 50 == 8:  # no time: it takes the latest seen (the first starts a micro-batch)
+            values[-1] = orjson.dumps({**orjson.loads(values[-1]), "ts": None})
         if delayed and i % 8 == 0:  # the rest of the delayed ones time out, as negatives
             labels.append(orjson.dumps({"id": f"e{i}", "label": y, "ts": 1000.0 + i + 5}))
         if i == 1500:
