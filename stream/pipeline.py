@@ -182,11 +182,11 @@ class Pipeline:
         self.ids.add_many(ids)
         rows = self.features.rows(block.raw[:, columns])
         served, candidates, anomalies, alerts, cuts = self._score_rows(rows, block.ys, started)
-        results = self._take_block(block, rows, served, candidates, alerts)
+        times = self._take_block(block, rows, served, candidates, alerts)
         version = self.model.version
         scored = [
             Scored(event_id, ts, p, anomaly, alert, cut, version)
-            for event_id, ts, p, anomaly, alert, cut in zip(ids, results, served.tolist(), anomalies.tolist(), alerts.tolist(), cuts.tolist())
+            for event_id, ts, p, anomaly, alert, cut in zip(ids, times, served.tolist(), anomalies.tolist(), alerts.tolist(), cuts.tolist())
         ]  # fmt: skip
         if self.in_batch >= self.settings.model.micro_batch:
             self.end_micro_batch()
