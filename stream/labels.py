@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +66,9 @@ class LabelJoin:
 class RecentIds:
     """The last ``size`` event ids, to reject duplicates without unbounded memory.
 
+    A set to ask, and a ring of the same ids in arrival order to forget the oldest: a block of new
+    ids is remembered with a few slice operations, no Python step per id.
+
     >>> ids = RecentIds(2)
     >>> [ids.add(i) for i in ("a", "b", "a", "c", "a")]
     [True, True, False, True, True]
@@ -72,26 +76,46 @@ class RecentIds:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.ids: OrderedDict[str, None] = OrderedDict()
+        self.seen: set[str] = set()
+        self.ring: list[str | None] = [None] * size
+        self.next = 0  # the ring's slot for the next id (holding the oldest once full)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "ids" in state:  # saved as an ordered dict (checkpoint format 4)
+            self.__init__(state["size"])  # type: ignore[misc]
+            self.add_many(list(state["ids"]))
+        else:
+            self.__dict__.update(state)
 
     def __contains__(self, event_id: str) -> bool:
-        return event_id in self.ids
+        return event_id in self.seen
+
+    def __len__(self) -> int:
+        return len(self.seen)
+
+    def in_order(self) -> list[str]:
+        """The remembered ids, oldest first."""
+        return [i for i in self.ring[self.next :] + self.ring[: self.next] if i is not None]
 
     def any_of(self, event_ids: list[str]) -> bool:
         """Whether any of ``event_ids`` was seen recently (one C-level pass)."""
-        return not self.ids.keys().isdisjoint(event_ids)
+        return not self.seen.isdisjoint(event_ids)
 
     def add_many(self, event_ids: list[str]) -> None:
-        """Remember ids known to be new (``add`` of each)."""
-        self.ids.update(dict.fromkeys(event_ids))
-        while len(self.ids) > self.size:
-            self.ids.popitem(last=False)
+        """Remember ids known to be new and distinct (``add`` of each)."""
+        for start in range(0, len(event_ids), self.size):
+            part = event_ids[start : start + self.size]
+            head = part[: self.size - self.next]  # up to the ring's end, then from its start
+            for chunk, at in ((head, self.next), (part[len(head) :], 0)):
+                gone = self.ring[at : at + len(chunk)]
+                self.seen.difference_update(gone)
+                self.ring[at : at + len(chunk)] = chunk
+            self.seen.update(part)
+            self.next = (self.next + len(part)) % self.size
 
     def add(self, event_id: str) -> bool:
         """False if ``event_id`` was seen recently (a duplicate)."""
-        if event_id in self.ids:
+        if event_id in self.seen:
             return False
-        self.ids[event_id] = None
-        if len(self.ids) > self.size:
-            self.ids.popitem(last=False)
+        self.add_many([event_id])
         return True

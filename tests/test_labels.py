@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
+import pytest
 
 from stream.labels import LabelJoin, Pending, RecentIds
 
@@ -26,18 +29,36 @@ def test_ttl_in_event_time_and_capacity_bound_the_store() -> None:
     assert store.expired_total == 5 and len(store) == 1
 
 
-def test_recent_ids_in_blocks_remember_what_one_by_one_would() -> None:
-    rng = np.random.default_rng(3)
-    one, blocks = RecentIds(50), RecentIds(50)
-    for _ in range(40):
-        ids = [f"e{i}" for i in rng.integers(0, 400, size=int(rng.integers(1, 30)))]
-        seen = [i in one for i in ids]
-        assert blocks.any_of(ids) == any(seen)
+@pytest.mark.parametrize("size", [1, 7, 50])
+def test_recent_ids_in_blocks_remember_what_one_by_one_would(size: int) -> None:
+    """One by one, the reference is an ordered dict of the last ``size`` ids; in blocks (what the
+    block path adds: new, distinct ids), the same ids in the same order, also past the ring's end."""
+    rng = np.random.default_rng(size)
+    reference: OrderedDict[str, None] = OrderedDict()
+    one, blocks = RecentIds(size), RecentIds(size)
+    for _ in range(300):
+        ids = [f"e{i}" for i in rng.integers(0, 8 * size + 20, size=int(rng.integers(1, 2 * size + 10)))]
+        seen = [i in reference for i in ids]
+        assert blocks.any_of(ids) == any(seen) and [i in one for i in ids] == seen
         for i in ids:
-            one.add(i)
-        if len(set(ids)) == len(ids) and not any(seen):  # the block path takes only new, distinct ids
+            assert one.add(i) == (i not in reference)
+            if i not in reference:
+                reference[i] = None
+                while len(reference) > size:
+                    reference.popitem(last=False)
+        if len(set(ids)) == len(ids) and not any(seen):
             blocks.add_many(ids)
         else:
             for i in ids:
                 blocks.add(i)
-        assert list(blocks.ids) == list(one.ids)
+        assert one.in_order() == blocks.in_order() == list(reference)
+        assert len(blocks) == len(reference)
+
+
+def test_recent_ids_saved_as_an_ordered_dict_load_in_order() -> None:
+    state = {"size": 3, "ids": OrderedDict.fromkeys(["a", "b", "c"])}
+    ids = RecentIds.__new__(RecentIds)
+    ids.__setstate__(state)
+    assert ids.in_order() == ["a", "b", "c"] and "a" in ids
+    ids.add("d")
+    assert ids.in_order() == ["b", "c", "d"] and "a" not in ids
