@@ -99,6 +99,9 @@ class ModelSettings(_Section):
     subspace: int = Field(
         0, ge=0, description="bagging: features a new leaf may split on, drawn at random (0: all; ARF's diversity)."
     )
+    bagging_rate: float = Field(
+        1.0, gt=0, le=10, description="bagging: each tree learns an event Poisson(rate) times (1: Oza's online bagging; above 1: leveraging, as ARF's 6)."
+    )
     learning_rate: float = Field(0.05, gt=0, description="logreg: SGD step size.")
     micro_batch: int = Field(
         64, ge=1, le=4_096,

@@ -155,7 +155,9 @@ def _hoeffding(s: ModelSettings) -> Learner:
 
 
 def _bagging(s: ModelSettings) -> Learner:
-    forest = HoeffdingForest(s.ensemble_size, s.grace_period, max_leaves=s.max_leaves, subspace=s.subspace, seed=s.seed)
+    forest = HoeffdingForest(
+        s.ensemble_size, s.grace_period, max_leaves=s.max_leaves, subspace=s.subspace, rate=s.bagging_rate, seed=s.seed
+    )
     return Half(forest, raw=True)
 
 

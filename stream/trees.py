@@ -345,6 +345,7 @@ class HoeffdingForest:
     """
 
     FIRST_CAPACITY = 16  # leaves per tree before the arrays first grow
+    rate = 1.0  # of a forest saved before the rate was a setting (checkpoint format 4)
     # The tree arrays (see the module's layout), allocated on the first event.
     thresholds: np.ndarray
     leaves: np.ndarray
@@ -354,13 +355,14 @@ class HoeffdingForest:
 
     def __init__(
         self, n_trees: int, grace_period: int, *, delta: float = 1e-7, tau: float = 0.05,
-        max_leaves: int = 1024, subspace: int = 0, bagging: bool = True, seed: int = 0,
+        max_leaves: int = 1024, subspace: int = 0, bagging: bool = True, rate: float = 1.0, seed: int = 0,
     ) -> None:  # fmt: skip
         self.n_trees = n_trees
         self.params = np.array([float(grace_period), delta, tau])
         self.max_leaves = max_leaves
         self.subspace = subspace  # features a leaf considers; 0: all
         self.bagging = bagging
+        self.rate = rate
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.dim = 0  # set by the first event
@@ -389,12 +391,12 @@ class HoeffdingForest:
         self.learn_many(z[None, :], np.array([y], dtype=np.int64), np.array([w]))
 
     def learn_many(self, zs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> None:
-        """Learn the rows in order; tree ``t`` takes row ``i`` with weight ``ws[i]`` x Poisson(1)."""
+        """Learn the rows in order; tree ``t`` takes row ``i`` with weight ``ws[i]`` x Poisson(rate)."""
         if not self.dim:
             self._allocate(zs.shape[1])
         n = zs.shape[0]
         # One draw for the batch consumes the generator as n draws of n_trees would.
-        repeats = self.rng.poisson(1.0, (n, self.n_trees)) if self.bagging else np.ones((n, self.n_trees))
+        repeats = self.rng.poisson(self.rate, (n, self.n_trees)) if self.bagging else np.ones((n, self.n_trees))
         weights = ws[:, None] * repeats
         done = 0
         while done < n:

@@ -162,3 +162,12 @@ def test_a_forest_saved_with_per_gaussian_normalisers_loads_and_goes_on_alike() 
     for f in (forest, old):
         f.learn_many(z[4000:5000], y[4000:5000], np.ones(1000))
     np.testing.assert_allclose(old.proba_many(z[5000:]), forest.proba_many(z[5000:]), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("rate", [1.0, 3.0])
+def test_each_tree_learns_an_event_poisson_rate_times(rate: float) -> None:
+    z, y = corner_stream(4000, seed=6)
+    forest = HoeffdingForest(n_trees=8, grace_period=100_000, rate=rate, seed=3)  # no split: the root holds it all
+    forest.learn_many(z, y, np.ones(4000))
+    per_tree = forest.leaves[:, 0, :2].sum(axis=1) / 4000
+    assert abs(per_tree.mean() - rate) < 0.05 * rate and per_tree.std() > 0
