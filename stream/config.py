@@ -93,6 +93,9 @@ class ModelSettings(_Section):
     seed: int = Field(42, description="Seed of every random choice of the model and repeats.")
     ensemble_size: int = Field(20, ge=1, le=100, description="Members of arf / bagging (20: the best PR-AUC rank of bench quality).")
     grace_period: int = Field(100, ge=10, description="Hoeffding trees: events between split tries.")
+    tie_threshold: float = Field(
+        0.05, gt=0, le=1, description="Hoeffding trees: split on the best candidate once the Hoeffding bound is below this, however close the runner-up (river's tau)."
+    )
     max_leaves: int = Field(
         1024, ge=2, le=65_536, description="hoeffding / bagging: leaves per tree at most (bounds memory; leaves keep learning)."
     )

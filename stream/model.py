@@ -151,13 +151,15 @@ def _logreg(s: ModelSettings) -> Learner:
 
 
 def _hoeffding(s: ModelSettings) -> Learner:
-    return Half(HoeffdingForest(1, s.grace_period, max_leaves=s.max_leaves, bagging=False, seed=s.seed), raw=True)
+    forest = HoeffdingForest(1, s.grace_period, tau=s.tie_threshold, max_leaves=s.max_leaves, bagging=False, seed=s.seed)
+    return Half(forest, raw=True)
 
 
 def _bagging(s: ModelSettings) -> Learner:
     forest = HoeffdingForest(
-        s.ensemble_size, s.grace_period, max_leaves=s.max_leaves, subspace=s.subspace, rate=s.bagging_rate, seed=s.seed
-    )
+        s.ensemble_size, s.grace_period, tau=s.tie_threshold, max_leaves=s.max_leaves, subspace=s.subspace,
+        rate=s.bagging_rate, seed=s.seed,
+    )  # fmt: skip
     return Half(forest, raw=True)
 
 
