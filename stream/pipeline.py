@@ -381,14 +381,22 @@ def learn_columns(steps: list[Step]) -> tuple[list[str], np.ndarray, np.ndarray,
     """Ids, rows, labels, served scores, alerts and candidates' scores (candidates x events) of the steps, in order."""
     ids: list[str] = []
     parts: list[tuple[np.ndarray, list[int], np.ndarray, np.ndarray, np.ndarray]] = []
-    for step in steps:
+    singles: list[tuple[Pending, int]] = []  # consecutive one-event steps, stacked together
+    for step in [*steps, None]:
+        if singles and not isinstance(step, tuple):
+            pendings = [pending for pending, _ in singles]
+            ids += [pending.id for pending in pendings]
+            parts.append((
+                np.stack([pending.row for pending in pendings]), [y for _, y in singles],
+                np.array([pending.score for pending in pendings]), np.array([pending.alert for pending in pendings]),
+                np.stack([pending.candidates for pending in pendings], axis=1),
+            ))  # fmt: skip
+            singles = []
         if isinstance(step, LearnRun):
             ids += step.ids
             parts.append((step.rows, step.ys, step.served, step.alerts, step.candidates))
-        else:
-            pending, y = step
-            ids.append(pending.id)
-            parts.append((pending.row[None, :], [y], np.array([pending.score]), np.array([pending.alert]), pending.candidates[:, None]))
+        elif step is not None:
+            singles.append(step)
     rows, ys, served, alerts, scores = zip(*parts)
     return (
         ids, np.concatenate(rows), np.fromiter((y for run in ys for y in run), dtype=np.int64, count=len(ids)),
