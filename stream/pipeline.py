@@ -7,7 +7,7 @@ joins a delayed label to the event it belongs to. Everything here is the checkpo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -23,9 +23,6 @@ from stream.quality import Prequential
 from stream.sampling import VQSampler
 from stream.threshold import Threshold
 from stream.weighting import ClassWeights
-
-# An admitted event and what scoring it gave: feature row, served score, candidates' scores, anomaly, alert, cut.
-ScoredRow = tuple[Event, np.ndarray, float, np.ndarray, float, bool, float]
 
 # Test hook: called with (event id, label) on every learning step (counts "learned twice").
 LearnHook = Callable[[str, int], None]
@@ -131,21 +128,29 @@ class Pipeline:
                     results[i] = bad
         if not good:
             return results
-        scored = dict(zip(good, self._score_events([messages[i] for i in good])))  # type: ignore[misc]
-        for i in range(first, len(messages)):
-            message = messages[i]
-            if isinstance(message, Label):
-                results[i] = self._label(message)
-            elif i in scored:
-                results[i] = self._scored(*scored[i])
-        return results
-
-    def _score_events(self, events: list[Event]) -> Iterator[ScoredRow]:
-        """Vectorise and score admitted events together; per event what ``_scored`` needs."""
         started = time.perf_counter()
+        events: list[Event] = [messages[i] for i in good]  # type: ignore[misc]
         rows = self.features.vectors(events)
-        served, candidates, anomalies, alerts, cuts = self._score_rows(rows, [event.y for event in events], started)
-        return zip(events, rows, served.tolist(), candidates.T, anomalies.tolist(), alerts.tolist(), cuts.tolist())
+        ids, times, ys = [e.id for e in events], [e.ts for e in events], [e.y for e in events]
+        served, candidates, anomalies, alerts, cuts = self._score_rows(rows, ys, started)
+        # A label between events keeps its place: the events before it are held or learned first.
+        done = passed = 0  # events taken, events passed
+        for i in range(first, len(messages) + 1):
+            if i < len(messages) and not isinstance(messages[i], Label):
+                passed += passed < len(good) and good[passed] == i  # admitted (a bad one has its result)
+                continue
+            if passed > done:
+                part = slice(done, passed)
+                scored = self._take(
+                    ids[part], times[part], ys[part], rows[part], served[part], candidates[:, part], alerts[part],
+                    anomalies[part], cuts[part],
+                )  # fmt: skip
+                for k, record in zip(range(done, passed), scored):
+                    results[good[k]] = record
+                done = passed
+            if i < len(messages):
+                results[i] = self._label(messages[i])  # type: ignore[arg-type]
+        return results
 
     def _score_rows(
         self, rows: np.ndarray, ys: list[int | None], started: float
@@ -182,49 +187,59 @@ class Pipeline:
         self.ids.add_many(ids)
         rows = self.features.rows(block.raw[:, columns])
         served, candidates, anomalies, alerts, cuts = self._score_rows(rows, block.ys, started)
-        times = self._take_block(block, rows, served, candidates, alerts)
-        version = self.model.version
-        scored = [
-            Scored(event_id, ts, p, anomaly, alert, cut, version)
-            for event_id, ts, p, anomaly, alert, cut in zip(ids, times, served.tolist(), anomalies.tolist(), alerts.tolist(), cuts.tolist())
-        ]  # fmt: skip
+        scored = self._take(ids, block.ts, block.ys, rows, served, candidates, alerts, anomalies, cuts)
         if self.in_batch >= self.settings.model.micro_batch:
             self.end_micro_batch()
         return scored
 
-    def _take_block(
-        self, block: EventBlock, rows: np.ndarray, served: np.ndarray, candidates: np.ndarray, alerts: np.ndarray
-    ) -> list[float]:
-        """``_scored`` of each event of a block: hold or learn it, in order; returns their times."""
-        if not self.labels.pending and None not in block.ys and None not in block.ts:
-            # Every event labelled and timed, no label store to expire: the block learns as one run.
-            timed, ys = cast(list[float], block.ts), cast(list[int], block.ys)
+    def _take(
+        self, ids: list[str], ts: list[float | None], ys: list[int | None], rows: np.ndarray, served: np.ndarray,
+        candidates: np.ndarray, alerts: np.ndarray, anomalies: np.ndarray, cuts: np.ndarray,
+    ) -> list[Scored]:  # fmt: skip
+        """Hold or learn scored events, in order; their score records."""
+        times = self._hold_or_learn(ids, ts, ys, rows, served, candidates, alerts)
+        version = self.model.version
+        return [
+            Scored(event_id, t, p, anomaly, alert, cut, version)
+            for event_id, t, p, anomaly, alert, cut in zip(ids, times, served.tolist(), anomalies.tolist(), alerts.tolist(), cuts.tolist())
+        ]  # fmt: skip
+
+    def _hold_or_learn(
+        self, ids: list[str], ts: list[float | None], ys: list[int | None], rows: np.ndarray, served: np.ndarray,
+        candidates: np.ndarray, alerts: np.ndarray,
+    ) -> list[float]:  # fmt: skip
+        """Each event, in order: an unlabelled one waits in the label store, a labelled one's learning
+        step waits for the micro-batch's end (test-then-train). Returns their times (a missing one
+        is the latest seen)."""
+        if not self.labels.pending and None not in ys and None not in ts:
+            # Every event labelled and timed, no label store to expire: they learn as one run.
+            timed = cast(list[float], ts)
             self.last_ts = max(self.last_ts, *timed)
-            self.unlearned.append(LearnRun(block.ids, rows, ys, served, alerts, candidates))
+            self.unlearned.append(LearnRun(ids, rows, cast(list[int], ys), served, alerts, candidates))
             return timed
         times: list[float] = []
         run: list[int] = []  # labelled events since the last other learning step
-        for i, (event_id, ts, y) in enumerate(zip(block.ids, block.ts, block.ys)):
-            ts = self.last_ts if ts is None else ts
-            self.last_ts = max(self.last_ts, ts)
-            times.append(ts)
-            gone = self.labels.expire(ts) if y is not None and self.labels.pending else []
+        for i, (event_id, t, y) in enumerate(zip(ids, ts, ys)):
+            t = self.last_ts if t is None else t
+            self.last_ts = max(self.last_ts, t)
+            times.append(t)
+            gone = self.labels.expire(t) if y is not None and self.labels.pending else []
             if y is None:
-                gone = self.labels.hold(Pending(event_id, ts, rows[i], float(served[i]), bool(alerts[i]), candidates[:, i]))
+                gone = self.labels.hold(Pending(event_id, t, rows[i], float(served[i]), bool(alerts[i]), candidates[:, i]))
             if gone:  # expired events may learn (as negatives): after the run so far
-                self._learn_run(block, run, rows, served, candidates, alerts)
+                self._learn_run(ids, ys, run, rows, served, candidates, alerts)
                 run = []
                 self._expired(gone)
             if y is not None:
                 run.append(i)
-        self._learn_run(block, run, rows, served, candidates, alerts)
+        self._learn_run(ids, ys, run, rows, served, candidates, alerts)
         return times
 
     def _learn_run(
-        self, block: EventBlock, run: list[int], rows: np.ndarray, served: np.ndarray, candidates: np.ndarray, alerts: np.ndarray
+        self, ids: list[str], ys: list[int | None], run: list[int], rows: np.ndarray, served: np.ndarray,
+        candidates: np.ndarray, alerts: np.ndarray,
     ) -> None:  # fmt: skip
         if run:
-            ids, ys = block.ids, block.ys
             self.unlearned.append(
                 LearnRun([ids[i] for i in run], rows[run], [ys[i] for i in run], served[run], alerts[run], candidates[:, run])  # type: ignore[misc]
             )
@@ -267,19 +282,6 @@ class Pipeline:
             raise BadRecord("duplicate_id", f"event id {event.id!r} was seen already")
         self.features.check(event)
         self.ids.add(event.id)
-
-    def _scored(
-        self, event: Event, row: np.ndarray, p: float, candidates: np.ndarray, anomaly: float, alert: bool, cut: float
-    ) -> Scored:  # fmt: skip
-        ts = self.last_ts if event.ts is None else event.ts
-        self.last_ts = max(self.last_ts, ts)
-        pending = Pending(event.id, ts, row, p, alert, candidates)
-        if event.y is None:
-            self._expired(self.labels.hold(pending))
-        else:
-            self._expired(self.labels.expire(ts))
-            self._learn(pending, event.y)
-        return Scored(event.id, ts, p, anomaly, alert, cut, self.model.version)
 
     def learn_label(self, label: Label) -> None:
         """Learn from a delayed label with the features and score its event had."""
