@@ -1,5 +1,5 @@
 """Soak: 2,000,000 events through ``serve``. Memory is flat once the bounded stores are full and the
-process has warmed up (RSS grows under 5% over the second half of the run) and throughput is steady.
+process has warmed up (RSS grows under 8% over the second half of the run) and throughput is steady.
 
 The stores are full long before half-way: the dedupe window (200,000 ids) at 200,000 events, the
 label store (capped at 50,000 here) at about 170,000, since 30% of the demo stream's events carry no
@@ -70,5 +70,7 @@ def test_a_million_events_or_more_flat_memory_steady_throughput(kafka: str, tmp_
     early, late = (n1 - n0) / (t1 - t0), (n3 - n1) / (t3 - t1)
     print(f"\nsoak {N:,} events: RSS {rss1:.0f} MB at {n1:,} -> {rss3:.0f} MB at {n3:,} ({growth:+.1%}); "
           f"{early:,.0f} ev/s then {late:,.0f} ev/s; RSS at each quarter {[round(m[2]) for m in marks]} MB")  # fmt: skip
-    assert growth < 0.05, marks
+    # 8%: RSS moves by 10-25 MB between marks with no trend (allocator; one CI run of four: 385, 378,
+    # 401, 402 MB at the quarters, +6.3%); a leak of 50 bytes an event is 100 MB over the run.
+    assert growth < 0.08, marks
     assert late > 0.7 * early, marks  # steady: no slow-down as the run goes on
