@@ -8,8 +8,8 @@ bounded, but not yet flat). The first half also holds the process's warm-up (all
 checkpoint buffers): in 1M-event runs RSS still moved by 15-35 MB after 250,000 events and by up to
 25 MB between quarters (338, 353, 349, 374 MB), so the 10% limit this test once had from a quarter
 of a 1M run to its end failed on a healthy service whenever the compiled kernels were cached (compiling
-them adds about 100 MB to the baseline, which hid it); over 2M events it settles (365, 371, 373, 376 MB). 5% of the second half's 1,000,000 events is a leak of
-about 19 bytes an event.
+them adds about 100 MB to the baseline, which hid it); over 2M events it settles (365, 371, 373, 376 MB). 8% of the second half's 1,000,000 events is a leak of
+about 30 bytes an event.
 
 The model is ``logreg`` with the codebook anomaly score, whose size is fixed: what is measured is
 the service around it (dedupe window, label store, producer, checkpoints, metrics). Set
