@@ -5,7 +5,8 @@ the range assignor gives one process the same partitions of both). Auto-commit i
 commits after each checkpoint, and only for lag monitoring — on assignment the consumer seeks to
 the checkpoint positions it is handed. Producers send with ``acks=all`` and retries; every message
 is held until acknowledged. At a commit point, an unreachable broker is an *outage*: logged, counted
-and waited out (held messages re-sent once it is back); a reachable broker that refuses messages gets
+and waited out (held messages re-sent once it is back; none sent meanwhile); while the loop is held
+inside the client, :class:`OutageWatch` probes and reports it instead. A reachable broker that refuses messages gets
 ``kafka.delivery_attempts`` rounds with backoff, then :class:`SinkError` stops the loop without
 committing.
 """
@@ -71,30 +72,79 @@ def reachable(bootstrap_servers: str, timeout: float = 1.0) -> bool:
 
 
 class Outage:
-    """The broker being unreachable: logged when it starts and ends, counted, shown in health."""
+    """The broker being unreachable: logged when it starts and ends, counted, shown in health.
+
+    Told by the loop's commit points and by :class:`OutageWatch` (its own thread): a lock keeps each
+    start and end reported once.
+    """
 
     def __init__(self, bootstrap_servers: str) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.since: float | None = None
         self.count = 0
         self.on_change: Callable[[bool], None] | None = None  # metrics: True while unreachable
+        self._lock = threading.Lock()
 
     def down(self, detail: str) -> None:
-        if self.since is not None:
-            return
-        self.since = time.monotonic()
-        self.count += 1
-        log.warning("kafka: broker unreachable at %s (%s); waiting, nothing committed meanwhile", self.bootstrap_servers, detail)
-        if self.on_change is not None:
-            self.on_change(True)
+        with self._lock:
+            if self.since is not None:
+                return
+            self.since = time.monotonic()
+            self.count += 1
+            log.warning("kafka: broker unreachable at %s (%s); waiting, nothing committed meanwhile", self.bootstrap_servers, detail)
+            if self.on_change is not None:
+                self.on_change(True)
 
     def up(self) -> None:
-        if self.since is None:
+        with self._lock:
+            if self.since is None:
+                return
+            log.warning("kafka: broker back after %.1fs; catching up", time.monotonic() - self.since)
+            self.since = None
+            if self.on_change is not None:
+                self.on_change(False)
+
+
+class OutageWatch:
+    """Probes the broker from its own thread while the loop has not turned for ``held_seconds`` (or
+    an outage is on), so an outage is reported even while the loop is held inside the client and
+    never reaches a commit point. A loop that turns needs no probe: its commit points tell."""
+
+    def __init__(
+        self, outage: Outage, reachable: Callable[[], bool], last_turn: Callable[[], float],
+        held_seconds: float = 2.0, every: float = 1.0,
+    ) -> None:  # fmt: skip
+        self.outage = outage
+        self.reachable = reachable
+        self.last_turn = last_turn  # time.time() of the loop's last turn
+        self.held_seconds = held_seconds
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="skewstream-outage-watch", daemon=True)
+
+    def start(self) -> OutageWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    def check(self) -> None:
+        """One look: probe only when the loop is held or an outage is on."""
+        if self.outage.since is None and time.time() - self.last_turn() < self.held_seconds:
             return
-        log.warning("kafka: broker back after %.1fs; catching up", time.monotonic() - self.since)
-        self.since = None
-        if self.on_change is not None:
-            self.on_change(False)
+        if self.reachable():
+            self.outage.up()
+        else:
+            self.outage.down("seen while the loop waits inside the Kafka client")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.check()
+            except Exception:  # noqa: BLE001 - a probe must never end the watch
+                log.exception("kafka: outage watch failed a check")
 
 
 class _GilWaitFilter(logging.Filter):
@@ -309,9 +359,13 @@ class KafkaEvents:
         try:
             for tp in self.consumer.assignment():
                 high = self.consumer.highwater(tp)
-                if high is not None:
-                    with self._inside_kafka():
-                        position = self.consumer.position(tp)
+                if high is None:
+                    continue
+                with self._inside_kafka():
+                    # No wait: without a timeout, position() waits for the broker as long as it takes
+                    # whenever a partition's offset needs resolving or validating (an outage: forever).
+                    position = self.consumer.position(tp, timeout_ms=0)
+                if position is not None:
                     lags[f"{tp.topic}/{tp.partition}"] = max(0, high - position)
         except (KafkaError, RuntimeError):
             # position() may ask the broker: during an outage it fails, and on kafka-python's IO
@@ -423,7 +477,8 @@ class KafkaOutputs:
     def send(self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]) -> None:
         message = _Held(topic, value, key, headers)
         self.held.append(message)
-        self._send(message)
+        if self.outage.since is None:  # in an outage a send may block for max_block_ms: the flush sends it once the broker is back
+            self._send(message)
         self.sent += 1
 
     def _send(self, message: _Held) -> None:

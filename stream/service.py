@@ -121,7 +121,7 @@ def serve(
     settings: Settings, stop: threading.Event | None = None, on_batch: Callable[[Runner], None] | None = None
 ) -> RunResult:
     """Consume, score, learn and publish until SIGTERM/SIGINT (or ``stop``); ends with a commit point."""
-    from connectors.kafka import KafkaEvents, KafkaOutputs
+    from connectors.kafka import KafkaEvents, KafkaOutputs, OutageWatch
 
     root = settings.checkpoint.dir
     if root is None:
@@ -148,6 +148,7 @@ def serve(
     if runner.metrics is not None:
         runner.metrics.live, runner.metrics.ready = wiring.live, wiring.ready
         outputs.outage.on_change = runner.metrics.broker_reachability
+    watch = OutageWatch(outputs.outage, outputs.reachable, lambda: runner.last_turn or wiring.started).start()
     started = time.perf_counter()
     try:
         with stop_on_signals(stop) as stopping:
@@ -155,6 +156,7 @@ def serve(
             runner.run(stopping)
     finally:
         wiring.closing = True
+        watch.stop()
         events.close()
         outputs.close()
         if runner.metrics is not None:

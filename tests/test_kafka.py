@@ -14,7 +14,7 @@ from kafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
 from kafka.future import Future
 from kafka.consumer.subscription_state import TopicPartitionState
 
-from connectors.kafka import FETCH_STALL_SECONDS, KafkaEvents, KafkaOutputs, SinkError
+from connectors.kafka import FETCH_STALL_SECONDS, KafkaEvents, KafkaOutputs, Outage, OutageWatch, SinkError
 from stream.config import load_settings
 
 
@@ -205,3 +205,70 @@ def test_a_partition_the_client_holds_unfetchable_for_long_is_re_armed_once_per_
     events._watch_fetching(fed, 2 * FETCH_STALL_SECONDS + 3)
     assert events.fetch_stalls == 2 and consumer.sought[-1] == (consumer.parts[1], 100)
     assert consumer.parts[3] not in [tp for tp, _ in consumer.sought]  # fetchable: never touched
+
+
+def test_an_outage_while_the_loop_is_held_inside_the_client_is_reported_by_the_watch() -> None:
+    up = threading.Event()
+    up.set()
+    probes: list[bool] = []
+
+    def reachable() -> bool:
+        probes.append(up.is_set())
+        return up.is_set()
+
+    outage = Outage("127.0.0.1:9092")
+    changes: list[bool] = []
+    outage.on_change = changes.append
+    last_turn = time.time()
+    watch = OutageWatch(outage, reachable, lambda: last_turn, held_seconds=0.2, every=0.05)
+    watch.check()
+    assert probes == []  # a loop that turns is not probed: its commit points tell
+    last_turn -= 1.0  # the loop is held (say, inside kafka-python's poll)
+    up.clear()
+    watch.start()
+    try:
+        deadline = time.monotonic() + 5.0
+        while outage.since is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert outage.since is not None and changes == [True] and outage.count == 1
+        up.set()  # back while the loop is still held
+        while outage.since is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert outage.since is None and changes == [True, False]
+    finally:
+        watch.stop()
+
+
+def test_a_send_during_an_outage_is_held_unsent_and_delivered_by_the_flush_once_the_broker_is_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    producer = FakeProducer()
+    out = outputs(monkeypatch, producer)
+    producer.state = "down"
+    out.flush()  # the outage is seen
+    out.send("scores", b"during", None, [])
+    assert producer.sends == 0  # kafka-python could block on it for max_block_ms
+    producer.state = "up"
+    out.flush()
+    assert producer.delivered == [b"during"] and out.held == [] and out.outage.since is None
+
+
+class LagConsumer(FakeConsumer):
+    """Knows a high watermark for two partitions, a position for one (the other's is unresolved)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[int | None] = []
+        self._subscription = SimpleNamespace(assignment={TopicPartition("events", 0): None, TopicPartition("events", 1): None})
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return 100
+
+    def position(self, tp: TopicPartition, timeout_ms: int | None = None) -> int | None:
+        self.timeouts.append(timeout_ms)
+        return 40 if tp.partition == 0 else None
+
+
+def test_lag_never_waits_for_the_broker_and_leaves_out_what_it_does_not_know() -> None:
+    consumer = LagConsumer()
+    events = KafkaEvents(load_settings(None).kafka, consumer)
+    assert events.lag() == {"events/0": 60}
+    assert consumer.timeouts == [0, 0]  # without a timeout, position() may wait on the broker forever
