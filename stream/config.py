@@ -27,6 +27,15 @@ _toml_path: ContextVar[Path | None] = ContextVar("_toml_path", default=None)
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        # A checkpoint keeps the settings it ran with; one from an older build lacks the settings
+        # added since, which then take their defaults (else the first use raises AttributeError).
+        values = state.get("__dict__", {})
+        for name, field in type(self).model_fields.items():
+            if name not in values:
+                values[name] = field.get_default(call_default_factory=True)
+        super().__setstate__(state)
+
 
 class InputSettings(_Section):
     id_field: str = Field("id", description="Name of the event id field.")

@@ -123,3 +123,18 @@ def test_formats_from_the_oldest_read_to_this_one_load(tmp_path: Path, written: 
     else:
         with pytest.raises(CheckpointRefused, match="newer skewstream .* checkpoint.dir"):
             Checkpointer(tmp_path, keep=2).load_latest()
+
+
+def test_settings_saved_by_an_older_build_take_defaults_for_the_settings_added_since() -> None:
+    import pickle
+
+    from stream.config import ModelSettings, load_settings
+
+    saved = load_settings(None, model={"kind": "bagging", "grace_period": 50}).model
+    state = saved.__getstate__()
+    del state["__dict__"]["tie_threshold"], state["__dict__"]["bagging_rate"]  # added after that build
+    old = ModelSettings.__new__(ModelSettings)
+    old.__setstate__(state)
+    assert old.grace_period == 50 and old.kind == "bagging"  # what it ran with stays
+    assert old.tie_threshold == ModelSettings().tie_threshold and old.bagging_rate == 1.0
+    assert pickle.loads(pickle.dumps(old)) == old
