@@ -80,7 +80,10 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]] = [
         ]),
     ]),
     ("Drift", [
-        ("Drifts by detector (1h)", "short", [(f"sum by (detector) (increase(skewstream_drifts_total{{{SEL}}}[1h]))", "{{detector}}")]),
+        ("Drifts by detector, and swaps undone (1h)", "short", [
+            (f"sum by (detector) (increase(skewstream_drifts_total{{{SEL}}}[1h]))", "{{detector}}"),
+            (f"sum(increase(skewstream_drift_reverts_total{{{SEL}}}[1h]))", "undone"),
+        ]),
         ("Model version and champion changes", "short", [
             (f"skewstream_model_version{{{SEL}}}", "version {{instance}}"),
             (f"skewstream_model_switches_total{{{SEL}}}", "switches {{instance}}"),

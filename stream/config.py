@@ -136,6 +136,14 @@ class ModelSettings(_Section):
     swap_min_positives: int = Field(
         20, ge=1, description="Positives a background model must have scored before it can be swapped in."
     )
+    swap_confidence: float = Field(
+        0.0, ge=0,
+        description="To be swapped in, a background model's average precision on the trial's events must beat the served one's by this many standard deviations of the lead over bootstrap resamples of the positives; 0: any lead.",
+    )  # fmt: skip
+    revert_confidence: float = Field(
+        2.0, ge=0,
+        description="After a swap the replaced model keeps learning for background_timeout labelled events and comes back if its average precision on the events since beats the new one's by this many standard deviations (as swap_confidence); 0: swaps are final.",
+    )  # fmt: skip
 
 
 class SelectionSettings(_Section):

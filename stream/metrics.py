@@ -35,6 +35,7 @@ METRIC_NAMES = (
     "skewstream_features_unknown_total",
     "skewstream_dead_letters_total",
     "skewstream_drifts_total",
+    "skewstream_drift_reverts_total",
     "skewstream_sampler_offered_total",
     "skewstream_sampler_kept_total",
     "skewstream_sampler_keep_rate_target",
@@ -94,13 +95,17 @@ class _SnapshotCollector(Collector):
         yield _labelled_counter("labels", "Labelled events by class.", "class", enumerate(snap["labels_by_class"]))
         yield _labelled_counter("dead_letters", "Bad records by reason.", "reason", snap["dead_letters"].items())
         yield _labelled_counter("drifts", "Confirmed drifts by detector.", "detector", snap["drifts"].items())
+        yield _counter(
+            "drift_reverts", "Drift swaps undone: the replaced model ranked the events since surely better (model.revert_confidence).",
+            snap["drift_reverts"],
+        )  # fmt: skip
         sampler = snap["sampler"]
         if sampler:
             yield _labelled_counter("sampler_offered", "Labelled events offered to the sampler.", "class", enumerate(sampler["offered"]))
             yield _labelled_counter("sampler_kept", "Labelled events the sampler kept.", "class", enumerate(sampler["kept"]))
             yield _gauge("sampler_keep_rate_target", "Majority keep rate the budget asks for.", sampler["keep_rate_target"])
             yield _gauge("sampler_codewords_active", "Codewords in use.", sampler["codewords_active"])
-        yield _gauge("model_version", "Version of the served model (goes up on each drift).", snap["model_version"])
+        yield _gauge("model_version", "Version of the served model (goes up on each drift swap, undoing and champion change).", snap["model_version"])
         yield _gauge("threshold", "Current alert threshold on the fraud probability.", snap["threshold"])
         if snap.get("alert_budget") is not None:  # absent in gmean mode: no budget, no budget alerts
             yield _gauge("alert_budget", "Share of events the budget rule alerts on (threshold.alert_budget).", snap["alert_budget"])

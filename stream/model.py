@@ -4,7 +4,8 @@ On an imbalanced stream the overall error is the majority's error, so a detector
 the minority concept change. Here each class's error (``1 - p`` for positives, ``p`` for negatives)
 feeds its own detector pair: a sensitive *warning* detector starts a background model that learns
 beside the served one; the *drift* detector confirms, and the background model is swapped in (and
-``version`` goes up) as soon as it beats the served one on the events both have scored. Only increases of the error count: a model that gets better is no drift.
+``version`` goes up) as soon as it ranks the events both have scored better, by more than resampling
+the positives can explain. Only increases of the error count: a model that gets better is no drift.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from stream.adwin import monitor_update, new_monitors
 from stream.config import ModelSettings
 from stream.linear import LogisticRegression
-from stream.quality import average_precision
+from stream.quality import average_precision, resampled_average_precision
 from stream.threshold import Ranked, ring_write
 from stream.trees import HoeffdingForest
 
@@ -265,8 +266,13 @@ class OnlineModel:
         self.background: Challenger | None = None
         self.version = 1
         self.drifts: dict[str, int] = {"positive": 0, "negative": 0}
+        self.reverts = 0  # swaps undone: the replaced model came back
         self.monitors = self._monitors()
         self.cooldown = settings.drift_cooldown
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("reverts", 0)  # saved by a build without reverts
+        self.__dict__.update(state)
 
     def _monitors(self) -> AdwinMonitors | RiverMonitors | None:
         s = self.settings
@@ -309,7 +315,7 @@ class OnlineModel:
             self.background.compare(y, p, self.background.learner.proba(z))
         if self.cooldown > 0:  # a young model's falling error is learning, not a concept change
             self.cooldown -= 1
-            return False
+            return self._maybe_swap()  # a hedge decides meanwhile (as at the end of observe_many's runs)
         error = 1.0 - p if y == 1 else p
         # Overall error (an ablation) is the majority's error on an imbalanced stream: one monitor.
         warn, drift = self.monitors.update(y if self.settings.drift_scope == "per_class" else 0, error)
@@ -326,7 +332,8 @@ class OnlineModel:
         return self._maybe_swap()
 
     def _start_background(self) -> None:
-        if self.background is None:
+        # A warning once the new model is watched (after the cooldown) ends a hedge: a fresh trial.
+        if self.background is None or self.background.confirmed == REVERT:
             # Room for every event of the trial: its window never wraps.
             self.background = Challenger(self._new_learner(), self.settings.background_timeout + 1)
 
@@ -334,7 +341,8 @@ class OnlineModel:
         bg = self.background
         if bg is None:
             return False
-        if bg.confirmed and bg.better(self.settings.swap_min_positives):
+        confidence = self.settings.revert_confidence if bg.confirmed == REVERT else self.settings.swap_confidence
+        if bg.confirmed and bg.better(self.settings.swap_min_positives, confidence):
             self._swap(bg)
             return True
         if bg.age > self.settings.background_timeout:
@@ -342,22 +350,54 @@ class OnlineModel:
         return False
 
     def _swap(self, bg: Challenger) -> None:
-        self.learner = bg.learner
-        self.background = None
+        replaced, self.learner, self.background = self.learner, bg.learner, None
         self.version += 1
-        self.drifts[bg.confirmed] += 1
+        if bg.confirmed == REVERT:
+            self.reverts += 1
+        else:
+            self.drifts[bg.confirmed] += 1
+            if self.settings.revert_confidence > 0:
+                # A swap is a bet on the young model's future, made on a few dozen positives: the
+                # replaced model keeps learning beside it and comes back if it ranks the events
+                # since the swap surely better (it had been adapting by itself).
+                self.background = Challenger(replaced, self.settings.background_timeout + 1)
+                self.background.confirmed = REVERT
         # The new model has its own error level: watch it afresh once it has settled.
         self.monitors = self._monitors()
         self.cooldown = self.settings.drift_cooldown
+
+
+RESAMPLES = 200
+
+
+def surely_better(
+    these: np.ndarray, those: np.ndarray, labels: np.ndarray, ranked: tuple[np.ndarray, np.ndarray], confidence: float
+) -> bool:
+    """Whether ``these`` scores' average precision beats ``those`` by ``confidence`` standard
+    deviations of the lead over bootstrap resamples of the positives (``ranked``: both sorted).
+
+    A few positives into a trial, a young model's lead in average precision is often luck (20
+    positives ranked by two models that know little); swapping on it throws away a served model that
+    was adapting by itself. The resamples are drawn from the window's size, so a verdict is the same
+    when it is asked again (after a restore too).
+    """
+    positives = int(labels.sum())
+    drawn = np.random.default_rng(labels.shape[0]).multinomial(positives, np.full(positives, 1.0 / positives), size=RESAMPLES)
+    lead = resampled_average_precision(these, labels, drawn, ranked[0]) - resampled_average_precision(those, labels, drawn, ranked[1])
+    return float(lead.mean()) > confidence * float(lead.std())
+
+
+REVERT = "revert"  # a Challenger's ``confirmed``: the model a swap replaced, on trial to come back
 
 
 class Challenger:
     """A background model started by a warning, and its scores next to the served model's.
 
     A confirmed drift swaps it in only once it *ranks* the events both have scored better (higher
-    average precision, the quantity users care about on a rare class): after a real concept change
-    that happens within a few positives; after a false alarm it never does, and the served model,
-    with everything it learned, stays.
+    average precision, the quantity users care about on a rare class, by a lead that resampling the
+    positives does not explain away): after a real concept change that happens within a few dozen
+    positives; after a false alarm it never does, and the served model, with everything it learned,
+    stays.
     """
 
     def __init__(self, learner: LearnBuffer, capacity: int) -> None:
@@ -384,14 +424,18 @@ class Challenger:
             self._verdict_n = min(self.age - (ys.shape[0] - 1 - int(np.flatnonzero(ys)[-1])), self.labels.shape[0])
             self._verdict = None
 
-    def better(self, min_positives: int) -> bool:
+    def better(self, min_positives: int, confidence: float) -> bool:
+        """Whether the background ranks the trial's events better: a higher average precision, by
+        ``confidence`` standard deviations of the lead over resamples of the positives (0: any lead)."""
         if self.positives < min_positives:
             return False
         if self._verdict is None:
             n = self._verdict_n
             ranked = self._ranked_upto(n)
-            served = average_precision(self.scores[0, :n], self.labels[:n], ranked[0])
-            self._verdict = average_precision(self.scores[1, :n], self.labels[:n], ranked[1]) > served
+            scores, labels = self.scores[:, :n], self.labels[:n]
+            self._verdict = average_precision(scores[1], labels, ranked[1]) > average_precision(scores[0], labels, ranked[0])
+            if self._verdict and confidence > 0:
+                self._verdict = surely_better(scores[1], scores[0], labels, (ranked[1], ranked[0]), confidence)
         return self._verdict
 
     def _ranked_upto(self, n: int) -> list[np.ndarray]:

@@ -355,6 +355,7 @@ class Pipeline:
             "dead_letters": dict(self.dead_letters),
             "model_version": self.model.version,
             "drifts": dict(self.model.drifts),
+            "drift_reverts": self.model.reverts,
             "candidates": self.model.summary(),
             "model_switches": self.model.switches,
             "threshold": self.threshold.value,

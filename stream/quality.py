@@ -35,6 +35,34 @@ def average_precision(scores: np.ndarray, labels: np.ndarray, ranked: np.ndarray
     return float(np.sum(tp / seen) / pos)
 
 
+def resampled_average_precision(
+    scores: np.ndarray, labels: np.ndarray, drawn: np.ndarray, ranked: np.ndarray | None = None
+) -> np.ndarray:
+    """Average precision of each resample of the positives, the negatives as they are: ``drawn``
+    (resamples x positives) counts how often each positive, in order, is drawn (``ranked``:
+    ``np.sort(scores)``, when kept). Drawing each once gives :func:`average_precision`.
+
+    A bootstrap over the positives: they are what is scarce, and a few of them ranked at the top by
+    luck make a model's average precision; resampling them shows how much of a lead is luck.
+
+    >>> resampled_average_precision(np.array([0.9, 0.8, 0.3, 0.1]), np.array([1, 0, 1, 0]), np.array([[1, 1], [2, 0], [0, 2]]))
+    array([0.83333333, 1.        , 0.66666667])
+    """
+    positives = scores[labels == 1]
+    everything = np.sort(scores) if ranked is None else ranked
+    at_or_above = everything.shape[0] - np.searchsorted(everything, positives, side="left")
+    negatives_at_or_above = at_or_above - (positives.shape[0] - np.searchsorted(np.sort(positives), positives, side="left"))
+    order = np.argsort(-positives, kind="stable")
+    counts = drawn[:, order].astype(np.float64)
+    # A cut at a positive's score catches every drawn positive scored at or above it, ties included.
+    descending = -positives[order]
+    caught = np.cumsum(counts, axis=1)[:, np.searchsorted(descending, descending, side="right") - 1]
+    seen = caught + negatives_at_or_above[order]
+    precision = np.divide(caught, seen, out=np.zeros_like(caught), where=seen > 0)
+    averages: np.ndarray = (counts * precision).sum(axis=1) / counts.sum(axis=1)
+    return averages
+
+
 def _ap_from_cumulative(tp: np.ndarray, seen: np.ndarray, pos: int) -> float:
     recall_gain = np.diff(np.r_[0.0, tp]) / pos
     precision = np.divide(tp, seen, out=np.zeros_like(tp), where=seen > 0)

@@ -34,6 +34,7 @@ def summary_rows(pipeline: Pipeline, seconds: float) -> list[tuple[str, str]]:
         rows.append((f"{name} (prequential, whole run)", _fmt(run[name])))
     rows.append(("pr_auc (last window)", _fmt(snap["rolling"]["pr_auc"])))
     rows.append(("drifts (positive / negative class)", "{positive} / {negative}".format(**snap["drifts"])))
+    rows.append(("drift swaps undone", str(snap["drift_reverts"])))
     rows.append(("model version", str(snap["model_version"])))
     if len(snap["candidates"]) > 1:
         for candidate in snap["candidates"]:
