@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from stream.app import ReplayOptions, RunResult, replay
 from stream.checkpoint import state_digest
 from stream.loop import Runner
+from stream.synth import DEMO, write_jsonl
 from tests.conftest import small_settings
 
 
@@ -66,3 +68,25 @@ def test_resume_without_checkpoint_dir_is_a_clear_error(demo_file) -> None:  # t
 
     with pytest.raises(CheckpointError, match="checkpoint.dir"):
         replay(small_settings(), ReplayOptions(demo_file[0], resume=True))
+
+
+def test_resume_inside_a_hedged_drift_swap_equals_uninterrupted_run(tmp_path: Path) -> None:
+    """A checkpoint taken while the replaced model is on trial to come back (a hedged swap) resumes
+    to the same swap back, scores and state as a run that never stopped."""
+    path = tmp_path / "demo.jsonl"
+    write_jsonl(replace(DEMO, n=6_000, positive_rate=0.05, max_delay=300), path)
+    model = {"kind": "hoeffding", "drift_cooldown": 200, "swap_min_positives": 5, "background_timeout": 1500}
+    settings = small_settings(model=model, checkpoint={"dir": tmp_path / "ck", "every_events": 100})
+    straight = replay(settings, ReplayOptions(path, out=tmp_path / "a.jsonl", dead_letters=tmp_path / "a.dead"))
+    (swapped, _), (reverted, _) = straight.pipeline.history.drifts  # one swap, then undone
+    assert straight.pipeline.model.reverts == 1
+    last_checkpoint = 9 * 512  # a commit point after each batch of 512; the crash comes in the 10th
+    assert swapped < last_checkpoint < reverted  # the checkpoint holds a hedge
+
+    opts = ReplayOptions(path, out=tmp_path / "b.jsonl", dead_letters=tmp_path / "b.dead")
+    with pytest.raises(Crash):
+        replay(settings, opts, setup=crash_after(10))
+    resumed = replay(settings, replace(opts, resume=True))
+    assert (tmp_path / "b.jsonl").read_bytes() == (tmp_path / "a.jsonl").read_bytes()
+    assert resumed.pipeline.history.drifts == straight.pipeline.history.drifts
+    assert digest(resumed) == digest(straight)
