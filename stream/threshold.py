@@ -136,11 +136,13 @@ def replace_sorted(ranked: np.ndarray, gone: np.ndarray, new: np.ndarray, out: n
 
 @njit(cache=True)
 def budget_alerts(
-    ps: np.ndarray, cut: float, tie_share: float, credit: float, flags: np.ndarray, filled: int, cap: int,
+    ps: np.ndarray, cut: float, tie_share: float, credit: float, flags: np.ndarray, filled: int, bound: float,
     alerted: int, out: np.ndarray,
 ) -> tuple[float, int, int]:  # fmt: skip
     """The budget rule's verdicts on ``ps``, in order, into ``out``: above the cut; on it, when the
-    tie credit passes a whole one; and no more while ``cap`` of the window's events have alerted.
+    tie credit passes a whole one; and no more while ``bound`` x the window's events (at least one)
+    have alerted. The cap is worked out per event, so the verdicts do not depend on how the scores
+    are split into calls (a restart, a poll of another size).
 
     ``flags`` is the window's ring of alert flags, ``filled`` the events written to it so far: the
     event leaving the window as each new one enters is read before the ring is written. Returns
@@ -155,6 +157,7 @@ def budget_alerts(
                 alert, credit = True, credit - 1.0
         if filled + j >= size:
             alerted -= flags[(filled + j) % size]
+        cap = max(1, round(bound * min(filled + j + 1, size)))
         if alert and alerted >= cap:
             alert, withheld = False, withheld + 1
         alerted += int(alert)
@@ -249,10 +252,9 @@ class Threshold:
         return cuts, alerts
 
     def _budget_alerts(self, ps: np.ndarray, out: np.ndarray) -> None:
-        window = self.scores.values.shape[0]
-        cap = max(1, round(BOUND * self.settings.alert_budget * min(self.scores.n + ps.shape[0], window)))
+        bound = BOUND * self.settings.alert_budget
         self.tie_credit, self.alerted, withheld = budget_alerts(
-            ps, self.value, self.tie_share, self.tie_credit, self.scores.labels, self.scores.n, cap, self.alerted, out
+            ps, self.value, self.tie_share, self.tie_credit, self.scores.labels, self.scores.n, bound, self.alerted, out
         )  # fmt: skip
         self.withheld += withheld
 

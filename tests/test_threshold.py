@@ -162,3 +162,25 @@ def test_gmean_mode_decides_by_the_budget_until_labels_of_both_classes_give_it_a
     assert threshold.gmean_ready and 0.35 < threshold.value < 0.65
     cut = threshold.value
     assert np.all(threshold.judge(np.array([0.99, 0.01]))[0] == cut)  # the budget window no longer moves it
+
+
+def test_budget_verdicts_do_not_depend_on_how_the_scores_are_split_into_calls() -> None:
+    """A restart or a Kafka poll of another size hands the rule other chunks: the verdicts, the cut and
+    the bound's count must not change (the bound's cap was once worked out per call while the
+    window filled, so a resumed service alerted on other events than an unbroken one)."""
+    rng = np.random.default_rng(9)
+    n = 12_000  # the window (5,000) fills, then slides
+    positive = rng.random(n) < 0.03
+    scores = np.where(positive, 0.9 + 0.1 * np.arange(n) / n, rng.random(n) * 0.5)  # the bound withholds
+    scores[rng.random(n) < 0.02] = 0.95  # and ties take turns
+    settings = ThresholdSettings(window=5_000, refresh_every=100)
+    whole = Threshold(settings)
+    cuts, alerts = whole.judge(scores)
+    assert whole.withheld > 0
+    for seed in range(3):
+        split = Threshold(settings)
+        bounds = np.sort(np.random.default_rng(seed).choice(np.arange(1, n), size=300, replace=False))
+        parts = [split.judge(chunk) for chunk in np.split(scores, bounds)]
+        assert np.array_equal(np.concatenate([p[1] for p in parts]), alerts)
+        assert np.array_equal(np.concatenate([p[0] for p in parts]), cuts)
+        assert (split.withheld, split.alerted, split.value) == (whole.withheld, whole.alerted, whole.value)
