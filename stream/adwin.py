@@ -38,7 +38,7 @@ def new_monitors(deltas: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return stats, np.zeros((len(deltas), ROWS, MAX_BUCKETS + 1, 2)), np.zeros((len(deltas), ROWS), dtype=np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _compress(buckets: np.ndarray, counts: np.ndarray, stats: np.ndarray, j: int) -> None:
     """A full row merges its two oldest buckets into one of the next row."""
     r = 0
@@ -116,7 +116,7 @@ def _detect(buckets: np.ndarray, counts: np.ndarray, stats: np.ndarray, j: int) 
     return drift
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def adwin_update(buckets: np.ndarray, counts: np.ndarray, stats: np.ndarray, j: int, x: float) -> bool:
     """Add ``x`` to detector ``j``; True when its window was cut (a change)."""
     if stats[j, CUT]:  # the window after a drift was there to be read; now it starts afresh
@@ -140,7 +140,7 @@ def adwin_update(buckets: np.ndarray, counts: np.ndarray, stats: np.ndarray, j: 
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def monitor_update(buckets: np.ndarray, counts: np.ndarray, stats: np.ndarray, j: int, error: float) -> bool:
     """Feed one error to monitor ``j``; True on a drift that *raised* the error."""
     before = stats[j, SINCE_TOTAL] / stats[j, SINCE_N] if stats[j, SINCE_N] > 0 else 0.0

@@ -28,8 +28,10 @@ log = logging.getLogger(__name__)
 # monitors are laid out differently, so older states are refused, never unpickled into them);
 # 4: feature rows carry the raw values next to the standardised ones (trees learn on the raw);
 # 5: a forest's naive-Bayes normalisers are per class, not per Gaussian (format 4 is converted on
-# load, so a build from before can be upgraded in place; a build from before refuses format 5).
-FORMAT = 5
+# load, so a build from before can be upgraded in place; a build from before refuses format 5);
+# 6: a forest's Gaussians are stored field by field, and each leaf keeps its log-odds (formats 4
+# and 5 are converted on load; a build from before refuses format 6, which it would misread).
+FORMAT = 6
 OLDEST_READ = 4
 _MAGIC = b"SKEWSTREAM-CKPT"
 

@@ -26,7 +26,7 @@ def reference_gain(gauss: np.ndarray, d: int, cut: float) -> float:
     the cut), written out plainly."""
 
     def below(c: int) -> float:
-        w, mean, m2, lo, hi = gauss[c, d, :5]
+        w, mean, m2, lo, hi = gauss[c, :5, d]
         if w <= 0 or cut < lo:
             return 0.0
         if cut >= hi:
@@ -38,12 +38,12 @@ def reference_gain(gauss: np.ndarray, d: int, cut: float) -> float:
         return -sum(v / (a + b) * math.log2(v / (a + b)) for v in (a, b) if v > 0)
 
     left = [below(0), below(1)]
-    right = [gauss[0, d, GW] - left[0], gauss[1, d, GW] - left[1]]
+    right = [gauss[0, GW, d] - left[0], gauss[1, GW, d] - left[1]]
     total = sum(left) + sum(right)
     if min(sum(left), sum(right)) <= 0.01 * total:
         return -math.inf
     children = (sum(left) * entropy(*left) + sum(right) * entropy(*right)) / total
-    return entropy(gauss[0, d, GW], gauss[1, d, GW]) - children
+    return entropy(gauss[0, GW, d], gauss[1, GW, d]) - children
 
 
 @pytest.mark.parametrize("after_a_split", [False, True])
@@ -57,13 +57,13 @@ def test_best_split_matches_the_reference(after_a_split: bool) -> None:
         if forest.n_leaves == 2:
             forest.params[0] = 10**9  # no more splits: the two leaves learn on
     slot = int(after_a_split)  # the root's leaf; after the split, the right child (it has both classes)
-    assert forest.n_leaves == 1 + after_a_split and forest.gauss[0, slot, 1, 0, GW] > 50
-    assert (forest.leaves[0, slot, :2].sum() > forest.gauss[0, slot, :, 0, GW].sum()) == after_a_split
+    assert forest.n_leaves == 1 + after_a_split and forest.gauss[0, slot, 1, GW, 0] > 50
+    assert (forest.leaves[0, slot, :2].sum() > forest.gauss[0, slot, :, GW, 0].sum()) == after_a_split
     leaf = forest.gauss[0, slot]
     feature, cut, best, second, _ = best_split(forest.leaves, forest.gauss, forest.masks, 0, slot)
     gains = []
     for d in range(z.shape[1]):
-        lo, hi = min(leaf[:, d, GMIN]), max(leaf[:, d, GMAX])
+        lo, hi = min(leaf[:, GMIN, d]), max(leaf[:, GMAX, d])
         cuts = [lo + (hi - lo) * i / 11 for i in range(1, 11)]
         gains.append(max((reference_gain(leaf, d, c), c) for c in cuts))
     order = sorted(range(len(gains)), key=lambda d: -gains[d][0])
@@ -142,19 +142,44 @@ def test_a_batch_learns_and_scores_exactly_as_event_by_event() -> None:
     assert np.array_equal(many.proba_many(zs[:500]), np.array([one.proba(z) for z in zs[:500]]))
 
 
+def saved_before_layout_2(forest: HoeffdingForest) -> dict[str, object]:
+    """The forest's state as a build before checkpoint format 6 saved it: Gaussians feature by
+    feature (gauss[..., feature, field]), no log-odds per leaf, no ``layout``."""
+    state = forest.__dict__.copy()
+    del state["layout"]
+    state["gauss"] = np.ascontiguousarray(forest.gauss.swapaxes(3, 4))
+    state["leaves"] = forest.leaves[..., :7].copy()
+    state["rng"] = pickle.loads(pickle.dumps(forest.rng))
+    return state
+
+
+def test_a_forest_saved_feature_by_feature_loads_and_goes_on_exactly() -> None:
+    """Checkpoint format 5 kept each Gaussian's fields together and no log-odds per leaf; such a
+    forest loads into today's layout and scores and learns to the bit as the one it was saved from."""
+    z, y = corner_stream(6000, seed=4)
+    forest = HoeffdingForest(n_trees=4, grace_period=100, subspace=3, seed=2)
+    forest.learn_many(z[:4000], y[:4000], np.ones(4000))
+    old = HoeffdingForest.__new__(HoeffdingForest)
+    old.__setstate__(pickle.loads(pickle.dumps(saved_before_layout_2(forest))))
+    assert np.array_equal(old.leaves, forest.leaves) and np.array_equal(old.gauss, forest.gauss)
+    for f in (forest, old):
+        f.learn_many(z[4000:5000], y[4000:5000], np.ones(1000))
+    assert np.array_equal(old.proba_many(z[5000:]), forest.proba_many(z[5000:]))
+
+
 def test_a_forest_saved_with_per_gaussian_normalisers_loads_and_goes_on_alike() -> None:
     """Checkpoint format 4 kept log(sqrt(2 pi var)) per Gaussian (field 6) and 5 leaf fields; such a
     forest loads into the per-class sums and scores and learns as the one it was saved from."""
     z, y = corner_stream(6000, seed=4)
     forest = HoeffdingForest(n_trees=4, grace_period=100, subspace=3, seed=2)
     forest.learn_many(z[:4000], y[:4000], np.ones(4000))
-    state = forest.__dict__.copy()
-    g = forest.gauss
+    state = saved_before_layout_2(forest)
+    g = state["gauss"]
+    assert isinstance(g, np.ndarray)
     var = np.where(g[..., GW] > 1, g[..., 2] / np.maximum(g[..., GW] - 1, 1e-300), 0.0)
     per_gaussian = np.where(var > 0, 0.5 * math.log(2 * math.pi) + 0.5 * np.log(np.where(var > 0, var, 1.0)), 0.0)
     state["gauss"] = np.concatenate([g, per_gaussian[..., None]], axis=-1)
     state["leaves"] = forest.leaves[..., :5].copy()
-    state["rng"] = pickle.loads(pickle.dumps(forest.rng))
     old = HoeffdingForest.__new__(HoeffdingForest)
     old.__setstate__(pickle.loads(pickle.dumps(state)))
     assert old.leaves.shape == forest.leaves.shape and old.gauss.shape == forest.gauss.shape
