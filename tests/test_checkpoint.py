@@ -112,7 +112,7 @@ def test_a_checkpoint_of_an_older_build_is_refused_with_what_to_do(tmp_path: Pat
         Checkpointer(tmp_path, keep=2).load_latest()
 
 
-@pytest.mark.parametrize(("written", "readable"), [(4, True), (5, True), (6, False)])
+@pytest.mark.parametrize(("written", "readable"), [(4, True), (5, True), (6, True), (7, False)])
 def test_formats_from_the_oldest_read_to_this_one_load(tmp_path: Path, written: int, readable: bool) -> None:
     path = Checkpointer(tmp_path, keep=2).save({"x": 1})
     header, _, payload = path.read_bytes().partition(b"\n")
