@@ -57,7 +57,7 @@ def _compress(buckets: np.ndarray, counts: np.ndarray, stats: np.ndarray, j: int
         r += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _cut(stats: np.ndarray, j: int, n0: float, n1: float, u0: float, u1: float) -> bool:
     width = stats[j, WIDTH]
     m = 1.0 / (n0 - MIN_WINDOW + 1.0) + 1.0 / (n1 - MIN_WINDOW + 1.0)
@@ -67,7 +67,7 @@ def _cut(stats: np.ndarray, j: int, n0: float, n1: float, u0: float, u1: float) 
     return abs(u0 / n0 - u1 / n1) > epsilon
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _drop_oldest(buckets: np.ndarray, counts: np.ndarray, stats: np.ndarray, j: int) -> None:
     r = int(stats[j, N_ROWS]) - 1
     size = float(1 << r)

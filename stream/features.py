@@ -25,7 +25,7 @@ from stream.events import BadRecord, Event
 _CLIP = 50.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def welford_standardise(
     raw: np.ndarray, count: int, mean: np.ndarray, m2: np.ndarray, out: np.ndarray
 ) -> None:

@@ -16,14 +16,14 @@ from numba import njit
 PADDING = 0.15  # cuts stay this share away from a range's ends (river's)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def squash(z: np.ndarray, out: np.ndarray) -> None:
     # A logistic maps z-scores into the unit cube without clipping the tails.
     for i in range(z.shape[0]):
         out[i] = 1.0 / (1.0 + np.exp(-z[i] / 2.0))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def hst_learn(features: np.ndarray, cuts: np.ndarray, l_mass: np.ndarray, u: np.ndarray) -> None:
     height = int(np.log2(features.shape[1] + 1)) - 1
     for t in range(features.shape[0]):
@@ -34,7 +34,7 @@ def hst_learn(features: np.ndarray, cuts: np.ndarray, l_mass: np.ndarray, u: np.
         l_mass[t, node] += 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def hst_mass(features: np.ndarray, cuts: np.ndarray, r_mass: np.ndarray, u: np.ndarray, size_limit: float) -> float:
     """Sum over trees of ``r_mass * 2**depth`` along the path, stopping where the mass is small."""
     height = int(np.log2(features.shape[1] + 1)) - 1

@@ -16,7 +16,7 @@ INTERCEPT_LR = 0.01  # river's default
 _CLIP = 1e12  # river's default gradient clip
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def logit(coef: np.ndarray, z: np.ndarray) -> float:
     """``coef[:-1] . z + coef[-1]``."""
     total = float(coef[-1])
@@ -25,7 +25,7 @@ def logit(coef: np.ndarray, z: np.ndarray) -> float:
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sgd_step(coef: np.ndarray, z: np.ndarray, y: int, w: float, lr: float) -> None:
     """One weighted step down the log loss of ``(z, y)``."""
     raw = min(max(logit(coef, z), -700.0), 700.0)

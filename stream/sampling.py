@@ -30,7 +30,7 @@ USAGE_DECAY = 0.999
 D2_DECAY = 0.999
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def nearest(codebook: np.ndarray, n_active: int, x: np.ndarray) -> tuple[int, float]:
     """Index of the codeword nearest to ``x`` among the first ``n_active``, and its squared distance."""
     best, best_d2 = -1, np.inf
@@ -53,7 +53,7 @@ def nearest_batch(
         idx[r], d2[r] = nearest(codebook, n_active, xs[r])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def vq_step(
     codebook: np.ndarray,
     counts: np.ndarray,
