@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
@@ -38,6 +39,39 @@ def test_a_giant_line_is_cut_and_skipped_without_reading_it_whole(tmp_path: Path
     source.close()
     assert [len(r.value) for r in records] == [8, 101, 8]
     assert records[-1].next_offset == path.stat().st_size
+
+
+def test_lines_read_a_chunk_at_a_time_are_the_lines_read_one_by_one(tmp_path: Path) -> None:
+    """Lines across chunk borders, CRLF ends, blank and whitespace lines, giant lines inside a chunk and
+    across several, no line end at the end: the records and positions a plain line reader gives."""
+    import connectors.file
+
+    rng = np.random.default_rng(3)
+    parts = []
+    for i in range(3000):
+        kind = rng.integers(0, 20)
+        if kind == 0:
+            parts.append(b"" if rng.integers(2) else b"   ")
+        elif kind == 1:
+            parts.append(b"y" * int(rng.integers(150, 3 * connectors.file.CHUNK)))
+        else:
+            parts.append(b'{"id":%d,"f":"%s"}' % (i, b"z" * int(rng.integers(0, 90))))
+    ends = [b"\r\n" if rng.integers(4) == 0 else b"\n" for _ in parts]
+    data = b"".join(p + e for p, e in zip(parts, ends))[:-1]  # the last line has no line end
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(data)
+    expected, offset = [], 0
+    for number, raw in enumerate(data.splitlines(keepends=True), start=1):
+        offset += len(raw)
+        value = raw[:101].rstrip(b"\r\n")  # max_record_bytes=100: cut after 101 bytes
+        if value.strip():
+            expected.append((value, f"e.jsonl:{number}", offset))
+    source = FileSource(path, max_record_bytes=100)
+    got = []
+    while not source.exhausted:
+        got += [(r.value, r.origin, r.next_offset) for r in source.poll(int(rng.integers(1, 700)))]
+    source.close()
+    assert got == expected
 
 
 def test_csv_source_carries_the_header(tmp_path: Path) -> None:
