@@ -32,7 +32,9 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 F, LEFT, SLOT = 0, 1, 2  # nodes[..., :]
 C0, C1, LAST, MC_OK, NB_OK, LOG_NORM0, LOG_ODDS = 0, 1, 2, 3, 4, 5, 7  # leaves[..., :]; LOG_NORM0 + class
@@ -92,7 +94,34 @@ def walk(nodes: np.ndarray, thresholds: np.ndarray, zs: np.ndarray, out: np.ndar
                 lane_row[k], live = -1, live - 1
 
 
-@njit(cache=True)
+def _bitcast(to: Any, result: Any, argument: Any) -> Any:
+    """A numba intrinsic: the same 64 bits read as another type (no conversion)."""
+
+    def typing(typingctx: Any, x: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.bitcast(args[0], to)
+
+        return result(argument), codegen
+
+    return intrinsic(typing)
+
+
+_float_bits: Any = _bitcast(ir.IntType(64), types.int64, types.float64)
+_bits_float: Any = _bitcast(ir.DoubleType(), types.float64, types.int64)
+
+
+@njit(cache=True, inline="always")
+def _frexp(x: float) -> tuple[float, int]:
+    """``math.frexp`` from the bits for a normal number (libm's is a call: a tenth of learning an
+    event); zero, subnormals, inf and nan go to libm."""
+    bits = _float_bits(x)
+    exponent = (bits >> 52) & 0x7FF
+    if exponent == 0 or exponent == 0x7FF:
+        return math.frexp(x)
+    return _bits_float((bits & ~(0x7FF << 52)) | (1022 << 52)), exponent - 1022
+
+
+@njit(cache=True, inline="always")
 def _variance(g: np.ndarray, d: int) -> float:
     return g[GM2, d] / (g[GW, d] - 1.0) if g[GW, d] > 1.0 else 0.0
 
@@ -165,7 +194,7 @@ def forest_p1_many(
         out[i] = total / voters if voters else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _entropy(a: float, b: float) -> float:
     total = a + b
     h = 0.0
@@ -175,20 +204,19 @@ def _entropy(a: float, b: float) -> float:
     return h
 
 
-@njit(cache=True)
-def _weight_below(g: np.ndarray, d: int, cut: float) -> float:
-    """Weight of this class's Gaussian of feature ``d`` at or below ``cut``."""
+@njit(cache=True, inline="always")
+def _weight_below(g: np.ndarray, d: int, sd: float, cut: float) -> float:
+    """Weight of this class's Gaussian of feature ``d`` (standard deviation ``sd``) at or below ``cut``."""
     if g[GW, d] <= 0.0 or cut < g[GMIN, d]:
         return 0.0
     if cut >= g[GMAX, d]:
         return float(g[GW, d])
-    sd = math.sqrt(_variance(g, d))
     if sd <= 0.0:
         return g[GW, d] if cut >= g[GMEAN, d] else 0.0
     return float(g[GW, d]) * 0.5 * (1.0 + math.erf((cut - g[GMEAN, d]) / (sd * math.sqrt(2.0))))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gain(parent: float, l0: float, l1: float, r0: float, r1: float) -> float:
     total = l0 + l1 + r0 + r1
     if total <= 0.0 or min(l0 + l1, r0 + r1) <= MIN_BRANCH_FRACTION * total:
@@ -216,11 +244,13 @@ def best_split(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: int,
         feature_best, feature_cut = -np.inf, 0.0
         l0 = l1 = 0.0
         parent = _entropy(gauss[t, s, 0, GW, d], gauss[t, s, 1, GW, d])
+        g0, g1 = gauss[t, s, 0], gauss[t, s, 1]
+        sd0, sd1 = math.sqrt(_variance(g0, d)), math.sqrt(_variance(g1, d))
         for i in range(1, N_SPLITS + 1):
             cut = lo + (hi - lo) * i / (N_SPLITS + 1.0)
             if not lo < cut < hi:
                 continue
-            a, b = _weight_below(gauss[t, s, 0], d, cut), _weight_below(gauss[t, s, 1], d, cut)
+            a, b = _weight_below(g0, d, sd0, cut), _weight_below(g1, d, sd1, cut)
             gain = _gain(parent, a, b, gauss[t, s, 0, GW, d] - a, gauss[t, s, 1, GW, d] - b)
             if gain > feature_best:
                 feature_best, feature_cut, l0, l1 = gain, cut, a, b
@@ -322,7 +352,7 @@ def _observe(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: int, s
         var = m2 / (weight - 1.0) if weight > 1.0 else 0.0  # _variance
         if var > 0.0:
             gauss[t, s, y, GHALF_PRECISION, d] = 0.5 / var
-            m, e = math.frexp(var)
+            m, e = _frexp(var)
             mantissa, power, counted = mantissa * m, power + e, counted + 1
             if mantissa < 1e-200:
                 m, e = math.frexp(mantissa)

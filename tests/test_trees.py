@@ -196,3 +196,12 @@ def test_each_tree_learns_an_event_poisson_rate_times(rate: float) -> None:
     forest.learn_many(z, y, np.ones(4000))
     per_tree = forest.leaves[:, 0, :2].sum(axis=1) / 4000
     assert abs(per_tree.mean() - rate) < 0.05 * rate and per_tree.std() > 0
+
+
+def test_frexp_from_the_bits_is_libms() -> None:
+    from stream.trees import _frexp
+
+    rng = np.random.default_rng(0)
+    values = [*rng.lognormal(0.0, 60.0, 20_000).tolist(), 5e-324, 1e-310, 0.0, 0.5, 1.0, 3.0, 2.0**1023, math.inf]
+    for v in values:
+        assert _frexp(v) == math.frexp(v), v
