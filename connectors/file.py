@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import orjson
 
-from stream.events import Record, Scored, encode_scored
+from stream.events import Record, Scored, encode_scored, encode_scored_lines
 from stream.protocols import Offsets
 
 
@@ -182,6 +182,9 @@ class FileSink(_AppendFile):
     def write(self, scored: Scored) -> None:
         self.write_line(encode_scored(scored))
 
+    def write_many(self, scored: list[Scored]) -> None:
+        self.file.write(encode_scored_lines(scored))
+
 
 class FileDeadLetters(_AppendFile):
     """Dead letters as JSON lines: reason, detail, origin and the raw record."""
@@ -198,6 +201,9 @@ class NullSink:
     """Discards scores (``replay`` without ``--out``)."""
 
     def write(self, scored: Scored) -> None:
+        pass
+
+    def write_many(self, scored: list[Scored]) -> None:
         pass
 
     def flush(self) -> None:

@@ -572,6 +572,10 @@ class _Scores(_Topic):
         headers = [("model_version", str(scored.model_version).encode())]
         self.outputs.send(self.outputs.k.scores_topic, encode_scored(scored), scored.id.encode(), headers)
 
+    def write_many(self, scored: list[Scored]) -> None:
+        for one in scored:
+            self.write(one)
+
 
 class _DeadLetters(_Topic):
     def write(self, record: Record, reason: str, detail: str) -> None:

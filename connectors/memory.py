@@ -45,6 +45,9 @@ class MemorySink:
     def write(self, scored: Scored) -> None:
         self.written.append(scored)
 
+    def write_many(self, scored: list[Scored]) -> None:
+        self.written += scored
+
     def flush(self) -> None:
         self.durable = list(self.written)
 

@@ -179,8 +179,7 @@ class Runner:
             results = self.pipeline.process_block(block.part(done, end))
             if results is None:
                 break
-            for scored in results:
-                self.ports.sink.write(scored)
+            self.ports.sink.write_many(results)
             if self.gate is not None:
                 for record, scored in zip(records[done:end], results):
                     self.gate.saw_event(record.partition, scored.ts)

@@ -49,6 +49,10 @@ class Sink(Protocol):
 
     def write(self, scored: Scored) -> None: ...
 
+    def write_many(self, scored: list[Scored]) -> None:
+        """``write`` of each, in order."""
+        ...
+
     def flush(self) -> None:
         """Make everything written so far durable; raises if it cannot."""
         ...

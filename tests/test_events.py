@@ -174,3 +174,18 @@ def test_a_block_is_what_decode_many_gives_or_none(objs: list[dict[str, object]]
     assert all(isinstance(e, Event) and set(e.x) == set(block.names) and not e.non_numeric for e in events)
     assert (block.ids, block.ts, block.ys) == ([e.id for e in events], [e.ts for e in events], [e.y for e in events])  # type: ignore[union-attr]
     assert block.raw.tolist() == [[float(e.x[n]) for n in block.names] for e in events]  # type: ignore[union-attr]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.text(), st.floats(allow_nan=False, allow_infinity=False), st.floats(0, 1), st.booleans(), st.integers(1, 10**6)),
+        max_size=20,
+    )
+)
+def test_score_lines_encoded_together_are_the_lines_encoded_one_by_one(rows: list[tuple[str, float, float, bool, int]]) -> None:
+    """Ids with quotes, braces, ``},{"id":`` or line ends in them included."""
+    from stream.events import Scored, encode_scored, encode_scored_lines
+
+    scored = [Scored(i + '"},{"id":\n', ts, p, -p, alert, p / 2, version) for i, ts, p, alert, version in rows]
+    assert encode_scored_lines(scored) == b"".join(encode_scored(s) + b"\n" for s in scored)

@@ -68,14 +68,9 @@ def breakdown(path: Path, settings: Settings) -> tuple[dict[str, float], float, 
     totals = dict.fromkeys([*STAGES, "sink (scores file)"], 0.0)
 
     def wrap_sink(runner: Runner) -> None:
-        write = runner.ports.sink.write
-
-        def timed_write(scored: Any) -> None:
-            started = time.perf_counter()
-            write(scored)
-            totals["sink (scores file)"] += time.perf_counter() - started
-
-        runner.ports.sink.write = timed_write  # type: ignore[method-assign]
+        sink = runner.ports.sink
+        for name in ("write", "write_many"):
+            setattr(sink, name, _timer(getattr(sink, name), "sink (scores file)", totals))
         run = runner.run
 
         def timed_run(stop: Any) -> None:  # the stages from here: the warm-up before is not the run
