@@ -22,11 +22,14 @@ import numpy as np
 
 from stream.config import ModelSettings, SelectionSettings
 from stream.adwin import watch_run
-from stream.model import AdwinMonitors, OnlineModel
+from stream.model import AdwinMonitors, OnlineModel, RiverMonitors
 from stream.quality import average_precision, recall_at_budget, roc_auc
 from stream.threshold import Ranked, best_gmean_threshold, ring_write
 
 log = logging.getLogger(__name__)
+
+_UNWATCHED = AdwinMonitors(0.5, 0.5)  # the kernel's placeholder for a model without monitors (never fed)
+_NEVER = 1 << 62
 
 def _gmean(scores: np.ndarray, labels: np.ndarray) -> float:
     cut = best_gmean_threshold(scores, labels)
@@ -98,12 +101,13 @@ class ModelSet:
         """``observe`` events ``start``, ``start + 1``, ... in one kernel call while nothing needs a decision.
 
         Returns where it stopped (the events before that were observed) and whether the served
-        model changed at the last of them; ``start`` when the detectors are not ADWIN (then use
+        model changed at the last of them; ``start`` when the detectors are river's (then use
         ``observe``). A model on trial scores the run as it stands at its start.
         """
-        banks = [c.monitors for c in self.candidates if isinstance(c.monitors, AdwinMonitors)]
-        if len(banks) < len(self.candidates):
+        if any(isinstance(c.monitors, RiverMonitors) for c in self.candidates):
             return start, False
+        # A model without drift handling sits out the monitors' kernel (a cooldown that never ends).
+        banks = [c.monitors if isinstance(c.monitors, AdwinMonitors) else _UNWATCHED for c in self.candidates]
         zs, ys, scores = zs[start:], ys[start:], scores[:, start:]
         run = ys.shape[0]
         trials: dict[int, np.ndarray] = {}
@@ -113,7 +117,7 @@ class ModelSet:
                 # The run ends where the trial would time out, so that event gets its decision.
                 run = min(run, max(1, candidate.settings.background_timeout - candidate.background.age + 1))
         ys, scores = ys[:run], scores[:, :run]
-        cooldowns = np.array([c.cooldown for c in self.candidates], dtype=np.int64)
+        cooldowns = np.array([c.cooldown if c.monitors else _NEVER for c in self.candidates], dtype=np.int64)
         fired = np.zeros(len(banks), dtype=np.int64)
         errors = np.where(ys == 1, 1.0 - scores, scores)
         per_class = self.candidates[0].settings.drift_scope == "per_class"
@@ -125,7 +129,8 @@ class ModelSet:
             cooldowns, ys, errors, per_class, fired, positives_to_stop,
         )  # fmt: skip
         for i, candidate in enumerate(self.candidates):
-            candidate.cooldown = int(cooldowns[i])
+            if candidate.monitors:
+                candidate.cooldown = int(cooldowns[i])
             if i in trials:
                 candidate.background.compare_many(ys[:n], scores[i, :n], trials[i][:n])  # type: ignore[union-attr]
         self._settle_quiet(ys[: n - 1], scores[:, : n - 1])

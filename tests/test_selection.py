@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
 
 from stream.config import ModelSettings, SelectionSettings
 from stream.quality import average_precision
@@ -62,8 +63,10 @@ def test_no_switch_between_equal_candidates_on_a_stationary_stream() -> None:
     assert models.switches == 0 and set(champions) == {0}
 
 
-def test_the_batched_drift_watch_decides_as_event_by_event() -> None:
-    """Same scores in, same warnings, trials, swaps, rankings and champions out."""
+@pytest.mark.parametrize("drift", ["adwin", "none"])
+def test_the_batched_drift_watch_decides_as_event_by_event(drift: str) -> None:
+    """Same scores in, same warnings, trials, swaps, rankings and champions out (without drift
+    handling: the same rankings and champions)."""
     rng = np.random.default_rng(9)
     n = 30_000
     ys = (rng.random(n) < 0.03).astype(np.int64)
@@ -73,7 +76,9 @@ def test_the_batched_drift_watch_decides_as_event_by_event() -> None:
 
     def fresh() -> ModelSet:
         selection = SelectionSettings(candidates=["logreg", "hoeffding"], window=3000, min_positives=20)  # type: ignore[list-item]
-        settings = ModelSettings(kind="logreg", drift_cooldown=1000, background_timeout=4000, swap_min_positives=5)
+        settings = ModelSettings(
+            kind="logreg", drift=drift, drift_cooldown=1000, background_timeout=4000, swap_min_positives=5  # type: ignore[arg-type]
+        )
         return ModelSet(settings, selection, budget=0.01)
 
     one, many = fresh(), fresh()
@@ -82,11 +87,16 @@ def test_the_batched_drift_watch_decides_as_event_by_event() -> None:
     i = 0
     while i < n:
         end, changed = many.observe_many(zs, ys, scores, min(i, n))
+        assert end > i  # in one kernel call, however the drift is watched
         trace_many += [False] * (end - i - 1) + [changed]
         i = end
     assert trace_many == trace_one
     assert [c.version for c in many.candidates] == [c.version for c in one.candidates]
-    assert sum(c.version for c in one.candidates) > 2 and one.drifts["negative"] + one.drifts["positive"] >= 2  # models were swapped
+    if drift == "adwin":  # models were swapped
+        assert sum(c.version for c in one.candidates) > 2 and one.drifts["negative"] + one.drifts["positive"] >= 2
+    else:
+        assert many.switches == one.switches and many.version == one.version
+        assert np.array_equal(many.quality, one.quality) and not np.isnan(one.quality).any()  # ranked alike
     assert many.drifts == one.drifts and many.switch_log == one.switch_log
     assert np.array_equal(many.window_scores, one.window_scores) and many.filled == one.filled
 
