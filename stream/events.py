@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from stream import jsonscan
+
 
 # The per-event types are slotted but not frozen: frozen=True costs about a microsecond per object
 # (object.__setattr__ per field), a tenth of an event's whole budget. Nothing mutates them.
@@ -123,8 +125,12 @@ _LABELS: dict[Any, int | None] = {
 _PLAIN_NUMBERS = {float, int}  # not bool: a subclass of int, but no feature value
 
 
+SCAN_RETRY = 32  # polls the decoder waits before it tries the compiled reader again after a give-up
+
+
 class Decoder:
-    """Turns records into :class:`Event` / :class:`Label`; stateless apart from its settings."""
+    """Turns records into :class:`Event` / :class:`Label`; stateless apart from its settings (and
+    when it next tries the compiled reader, which changes no result)."""
 
     def __init__(
         self, id_field: str, ts_field: str, label_field: str, max_bytes: int, max_abs_value: float = 1e15
@@ -134,6 +140,7 @@ class Decoder:
         self.label_field = label_field
         self.max_bytes = max_bytes
         self.max_abs_value = max_abs_value
+        self._scan_after = 0  # polls to go before the compiled reader is tried again
 
     def decode(self, record: Record) -> Event | Label:
         if record.header is not None:
@@ -163,6 +170,13 @@ class Decoder:
         values = [record.value for record in records]
         if max(map(len, values)) > self.max_bytes:
             return None
+        if self._scan_after == 0:
+            block = self._scanned_block(values)
+            if block is not None:
+                return block
+            self._scan_after = SCAN_RETRY
+        else:
+            self._scan_after -= 1
         joined = b"\n".join(values)
         if b"true" in joined or b"false" in joined:
             return None
@@ -182,6 +196,27 @@ class Decoder:
         if raw is None or not (np.abs(raw).max() <= self.max_abs_value) or not _plain_meta(ids, ts, ys):
             return None
         return EventBlock([str(i) for i in ids], [None if t is None else float(t) for t in ts], ys, names, raw)
+
+    def _scanned_block(self, values: list[bytes]) -> EventBlock | None:
+        """``decode_block`` by the compiled reader (``stream.jsonscan``): no object per record but
+        its id; None where it gives up or the block is not plain (then orjson's way decides)."""
+        scanned = jsonscan.scan_records(values)
+        if scanned is None:
+            return None
+        joined, names, kinds, numbers, spans = scanned
+        column = {name: j for j, name in enumerate(names)}
+        features = [j for j, name in enumerate(names) if name not in (self.id_field, self.ts_field, self.label_field)]
+        if not features or not (kinds[:, features] <= jsonscan.FLOAT).all():
+            return None
+        raw = numbers[:, features]
+        if not (np.abs(raw).max() <= self.max_abs_value):
+            return None
+        ids = _scanned_ids(joined, kinds, numbers, spans, column.get(self.id_field))
+        ts = _scanned_times(kinds, numbers, column.get(self.ts_field))
+        ys = _scanned_labels(kinds, numbers, column.get(self.label_field))
+        if ids is None or ts is None or ys is None:
+            return None
+        return EventBlock(ids, ts, ys, tuple(names[j] for j in features), raw)
 
     def decode_json(self, raw: bytes) -> Event | Label:
         self._check_size(raw)
@@ -301,6 +336,46 @@ def _number_columns(objs: list[dict[str, Any]], names: tuple[str, ...]) -> np.nd
     if raw.dtype.kind not in "fi" or raw.shape != ((len(objs),) if len(names) == 1 else (len(objs), len(names))):
         return None
     return raw.astype(np.float64).reshape(len(objs), len(names))
+
+
+def _scanned_ids(joined: bytes, kinds: np.ndarray, numbers: np.ndarray, spans: np.ndarray, j: int | None) -> list[str] | None:
+    """Non-empty strings or integers (as orjson gives them: str of the int), else None."""
+    if j is None:
+        return None
+    if (kinds[:, j] == jsonscan.STRING).all():
+        bounds = spans[:, j].tolist()
+        if any(a == b for a, b in bounds):
+            return None
+        try:
+            return [joined[a:b].decode("utf-8") for a, b in bounds]
+        except UnicodeDecodeError:
+            return None
+    if (kinds[:, j] == jsonscan.INT).all():
+        return [str(int(v)) for v in numbers[:, j].tolist()]
+    return None  # mixed, or floats / nulls (not plain; orjson's way decides)
+
+
+def _scanned_times(kinds: np.ndarray, numbers: np.ndarray, j: int | None) -> list[float | None] | None:
+    if j is None:
+        return [None] * kinds.shape[0]
+    column = kinds[:, j]
+    if (column <= jsonscan.FLOAT).all():
+        return numbers[:, j].tolist()  # type: ignore[no-any-return]
+    if ((column <= jsonscan.FLOAT) | (column == jsonscan.NULL)).all():
+        return [None if k == jsonscan.NULL else v for k, v in zip(column.tolist(), numbers[:, j].tolist())]
+    return None
+
+
+def _scanned_labels(kinds: np.ndarray, numbers: np.ndarray, j: int | None) -> list[int | None] | None:
+    if j is None:
+        return [None] * kinds.shape[0]
+    column, values = kinds[:, j], numbers[:, j]
+    integer = column == jsonscan.INT
+    if not (((values == 0) | (values == 1)) & integer | (column == jsonscan.NULL)).all():
+        return None
+    if integer.all():
+        return values.astype(np.int64).tolist()  # type: ignore[no-any-return]
+    return [int(v) if k == jsonscan.INT else None for k, v in zip(column.tolist(), values.tolist())]
 
 
 def _plain_meta(ids: list[Any], ts: list[Any], ys: list[Any]) -> bool:
