@@ -58,11 +58,10 @@ def _compress(buckets: np.ndarray, counts: np.ndarray, stats: np.ndarray, j: int
 
 
 @njit(cache=True, inline="always")
-def _cut(stats: np.ndarray, j: int, n0: float, n1: float, u0: float, u1: float) -> bool:
-    width = stats[j, WIDTH]
+def _cut(n0: float, n1: float, u0: float, u1: float, variance: float, dd: float) -> bool:
+    """Whether the means of the older ``n0`` and newer ``n1`` values differ by more than the bound
+    (``variance``: the window's per value; ``dd``: log(2 log(width) / delta), both fixed for a scan)."""
     m = 1.0 / (n0 - MIN_WINDOW + 1.0) + 1.0 / (n1 - MIN_WINDOW + 1.0)
-    dd = math.log(2.0 * math.log(width) / stats[j, DELTA])
-    variance = stats[j, VARIANCE] / width
     epsilon = math.sqrt(2.0 * m * variance * dd) + 2.0 / 3.0 * dd * m
     return abs(u0 / n0 - u1 / n1) > epsilon
 
@@ -95,6 +94,8 @@ def _detect(buckets: np.ndarray, counts: np.ndarray, stats: np.ndarray, j: int) 
         cutting = False
         n0, u0 = 0.0, 0.0
         n1, u1 = stats[j, WIDTH], stats[j, TOTAL]
+        width = stats[j, WIDTH]
+        variance, dd = stats[j, VARIANCE] / width, math.log(2.0 * math.log(width) / stats[j, DELTA])
         for r in range(int(stats[j, N_ROWS]) - 1, -1, -1):  # oldest rows first
             size = float(1 << r)
             for k in range(counts[j, r]):
@@ -104,7 +105,7 @@ def _detect(buckets: np.ndarray, counts: np.ndarray, stats: np.ndarray, j: int) 
                 u1 -= buckets[j, r, k, 0]
                 if n1 <= 0.0:
                     break
-                if n0 >= MIN_WINDOW and n1 >= MIN_WINDOW and _cut(stats, j, n0, n1, u0, u1):
+                if n0 >= MIN_WINDOW and n1 >= MIN_WINDOW and _cut(n0, n1, u0, u1, variance, dd):
                     cutting = drift = True
                     break
             if cutting or n1 <= 0.0:
