@@ -392,44 +392,33 @@ def _try_split(
 
 
 @njit(cache=True)
-def forest_learn(
-    nodes: np.ndarray, thresholds: np.ndarray, leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray,
-    sizes: np.ndarray, z: np.ndarray, y: int, weights: np.ndarray, params: np.ndarray, subspace: int, seed: int,
-) -> int:  # fmt: skip
-    """Tree ``t`` learns ``(z, y)`` with weight ``weights[t]`` (0: skips it); params: grace, delta, tau.
-
-    Returns the most leaves any tree has, so the caller can make room before the next event.
-    """
-    most = 0
-    for t in range(nodes.shape[0]):
-        if weights[t] <= 0.0:
-            continue
-        node = find_leaf(nodes, thresholds, t, z)
-        s = nodes[t, node, SLOT]
-        _observe(leaves, gauss, masks, t, s, z, y, weights[t])
-        if leaves[t, s, C0] + leaves[t, s, C1] - leaves[t, s, LAST] >= params[0]:
-            _try_split(nodes, thresholds, leaves, gauss, masks, sizes, t, node, params, subspace, seed)
-        most = max(most, sizes[t, 1])
-    return most
-
-
-@njit(cache=True)
 def forest_learn_many(
     nodes: np.ndarray, thresholds: np.ndarray, leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray,
     sizes: np.ndarray, zs: np.ndarray, ys: np.ndarray, weights: np.ndarray, params: np.ndarray, subspace: int,
-    seed: int, full: int,
+    seed: int, full: int, done: np.ndarray,
 ) -> int:  # fmt: skip
-    """``forest_learn`` of row ``i`` with ``weights[i]``, in order, until a tree reaches ``full`` leaves.
+    """Tree ``t`` learns rows ``done[t]``, ``done[t] + 1``, ... in order, row ``i`` with weight
+    ``weights[i, t]`` (0: skips it), until it reaches ``full`` leaves; params: grace, delta, tau.
 
-    Returns the rows learned: the caller grows the arrays and passes the rest again.
+    Tree by tree (the trees are independent): one tree's arrays stay in the cache for the whole
+    run. ``done[t]`` becomes the rows tree ``t`` learned; returns the fewest, so the caller can grow
+    the arrays and call again while some tree has rows left.
     """
-    for i in range(zs.shape[0]):
-        most = forest_learn(
-            nodes, thresholds, leaves, gauss, masks, sizes, zs[i], ys[i], weights[i], params, subspace, seed
-        )  # fmt: skip
-        if most >= full:
-            return i + 1
-    return int(zs.shape[0])
+    n = zs.shape[0]
+    for t in range(nodes.shape[0]):
+        i = done[t]
+        while i < n and sizes[t, 1] < full:
+            w = weights[i, t]
+            if w > 0.0:
+                z = zs[i]
+                node = find_leaf(nodes, thresholds, t, z)
+                s = nodes[t, node, SLOT]
+                _observe(leaves, gauss, masks, t, s, z, ys[i], w)
+                if leaves[t, s, C0] + leaves[t, s, C1] - leaves[t, s, LAST] >= params[0]:
+                    _try_split(nodes, thresholds, leaves, gauss, masks, sizes, t, node, params, subspace, seed)
+            i += 1
+        done[t] = i
+    return int(done.min())
 
 
 class HoeffdingForest:
@@ -510,15 +499,17 @@ class HoeffdingForest:
         # One draw for the batch consumes the generator as n draws of n_trees would.
         repeats = self.rng.poisson(self.rate, (n, self.n_trees)) if self.bagging else np.ones((n, self.n_trees))
         weights = ws[:, None] * repeats
-        done = 0
-        while done < n:
+        done = np.zeros(self.n_trees, dtype=np.int64)  # rows each tree has learned
+        while True:
             full = self.capacity if self.capacity < self.max_leaves else self.max_leaves + 1
-            done += forest_learn_many(
-                self.nodes, self.thresholds, self.leaves, self.gauss, self.masks, self.sizes, zs[done:],
-                ys[done:], weights[done:], self.params, self.leaf_features, self.seed, full,
+            least = forest_learn_many(
+                self.nodes, self.thresholds, self.leaves, self.gauss, self.masks, self.sizes, zs, ys, weights,
+                self.params, self.leaf_features, self.seed, full, done,
             )  # fmt: skip
             if self.sizes[:, 1].max() >= self.capacity and self.capacity < self.max_leaves:
                 self._grow(min(2 * self.capacity, self.max_leaves))
+            elif least == n:
+                return
 
     def predict_proba_one(self, x: dict[str, float]) -> dict[int, float]:
         p = self.proba(np.fromiter(x.values(), dtype=np.float64, count=len(x)))
