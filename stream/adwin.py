@@ -51,7 +51,8 @@ def _compress(buckets: np.ndarray, counts: np.ndarray, stats: np.ndarray, j: int
         buckets[j, r + 1, k, 0] = t0 + t1
         buckets[j, r + 1, k, 1] = v0 + v1 + size * size * diff * diff / (2.0 * size)
         counts[j, r + 1] += 1
-        buckets[j, r, : MAX_BUCKETS - 1] = buckets[j, r, 2:]
+        for k in range(MAX_BUCKETS - 1):  # a loop, not a slice copy: overlapping slices copy via a temporary
+            buckets[j, r, k, 0], buckets[j, r, k, 1] = buckets[j, r, k + 2, 0], buckets[j, r, k + 2, 1]
         counts[j, r] -= 2
         stats[j, N_ROWS] = max(stats[j, N_ROWS], r + 2)
         r += 1
@@ -80,7 +81,8 @@ def _drop_oldest(buckets: np.ndarray, counts: np.ndarray, stats: np.ndarray, j: 
         stats[j, VARIANCE] -= v + size * rest * diff * diff / width
     else:
         stats[j, VARIANCE] = 0.0
-    buckets[j, r, : MAX_BUCKETS] = buckets[j, r, 1:]
+    for k in range(MAX_BUCKETS):
+        buckets[j, r, k, 0], buckets[j, r, k, 1] = buckets[j, r, k + 1, 0], buckets[j, r, k + 1, 1]
     counts[j, r] -= 1
     if counts[j, r] == 0 and r > 0:
         stats[j, N_ROWS] = r
