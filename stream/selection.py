@@ -202,6 +202,11 @@ class ModelSet:
     def learn_many(self, zs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> None:
         """The champion learns every kept event; challengers a ``challenger_share`` of the majority."""
         share = self.selection.challenger_share
+        if share == 1.0:  # every event (the credit below, step by step, comes to this)
+            self._share_credit += float(np.count_nonzero(ys == 1))
+            for candidate in self.candidates:
+                candidate.learn_many(zs, ys, ws)
+            return
         challengers_learn = np.zeros(ys.shape[0], dtype=bool)
         credit = self._share_credit
         for i, y in enumerate(ys.tolist()):
