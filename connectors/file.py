@@ -66,13 +66,12 @@ class FileSource:
             take = slice(self._at, self._at + max_records - len(records))
             values, ends = self._values[take], self._ends[take]
             self._at += len(values)
-            starts = [self.offset, *ends[:-1]]
-            self.offset = ends[-1]
             if self.line >= 0:
                 origins = [f"{self.name}:{n}" for n in range(self.line + 1, self.line + 1 + len(values))]
                 self.line += len(values)
-            else:
-                origins = [f"{self.name}@{start}" for start in starts]
+            else:  # after a seek: the byte offset where each line starts
+                origins = [f"{self.name}@{start}" for start in [self.offset, *ends[:-1]]]
+            self.offset = ends[-1]
             header = self.header
             # blank lines are not records
             records += [Record(v, o, 0, e, header) for v, o, e in zip(values, origins, ends) if v.strip()]
