@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from operator import itemgetter
 from typing import Any
@@ -52,18 +52,24 @@ class Event:
 @dataclass(slots=True)
 class EventBlock:
     """Plain events decoded together (a clean poll): what their ``Event`` objects would hold, as
-    columns, so the hot path makes no object per event. ``raw[i, j]`` is event i's ``names[j]``."""
+    columns, so the hot path makes no object per event. ``raw[i, j]`` is event i's ``names[j]``.
+
+    A poll may also hold label-only records: ``labels`` (record index, label) in order, and ``at``
+    the record index of each event (None: event i is record i)."""
 
     ids: list[str]
     ts: list[float | None]
     ys: list[int | None]
     names: tuple[str, ...]
     raw: np.ndarray
+    at: list[int] | None = None
+    labels: list[tuple[int, Label]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def part(self, start: int, end: int) -> EventBlock:
+        """Events ``start`` to ``end`` (without the poll's labels)."""
         return EventBlock(self.ids[start:end], self.ts[start:end], self.ys[start:end], self.names, self.raw[start:end])
 
 
@@ -159,7 +165,8 @@ class Decoder:
 
     def decode_block(self, records: list[Record]) -> EventBlock | None:
         """The records as one block when each is a plain JSON event (see ``_plain_event``) with the
-        same fields; None otherwise, and ``decode_many`` then gives each record its exact result.
+        same fields, or (where the compiled reader reads them) a label-only record; None otherwise,
+        and ``decode_many`` then gives each record its exact result.
 
         The checks are column-wise: a field that is not a number leaves a non-float array. A JSON
         ``true`` / ``false`` anywhere (numpy would read it as 1 / 0) also sends the poll the general
@@ -199,11 +206,27 @@ class Decoder:
 
     def _scanned_block(self, values: list[bytes]) -> EventBlock | None:
         """``decode_block`` by the compiled reader (``stream.jsonscan``): no object per record but
-        its id; None where it gives up or the block is not plain (then orjson's way decides)."""
-        scanned = jsonscan.scan_records(values)
+        its id; None where it gives up or the block is not plain (then orjson's way decides). The
+        records without the events' keys must be labels (decoded one by one); events are the long
+        records, so the longest of the first few sets the keys."""
+        template = max(range(min(8, len(values))), key=lambda i: len(values[i]))
+        scanned = jsonscan.scan_records(values, template)
         if scanned is None:
             return None
-        joined, names, kinds, numbers, spans = scanned
+        joined, names, kinds, numbers, spans, matched = scanned
+        labels: list[tuple[int, Label]] = []
+        at: list[int] | None = None
+        if not matched.all():
+            for r in np.flatnonzero(~matched).tolist():
+                try:
+                    label = self.decode_json(values[r])
+                except BadRecord:
+                    return None
+                if not isinstance(label, Label):
+                    return None
+                labels.append((r, label))
+            rows = np.flatnonzero(matched)
+            kinds, numbers, spans, at = kinds[rows], numbers[rows], spans[rows], rows.tolist()
         column = {name: j for j, name in enumerate(names)}
         features = [j for j, name in enumerate(names) if name not in (self.id_field, self.ts_field, self.label_field)]
         if not features or not (kinds[:, features] <= jsonscan.FLOAT).all():
@@ -216,7 +239,7 @@ class Decoder:
         ys = _scanned_labels(kinds, numbers, column.get(self.label_field))
         if ids is None or ts is None or ys is None:
             return None
-        return EventBlock(ids, ts, ys, tuple(names[j] for j in features), raw)
+        return EventBlock(ids, ts, ys, tuple(names[j] for j in features), raw, at, labels)
 
     def decode_json(self, raw: bytes) -> Event | Label:
         self._check_size(raw)

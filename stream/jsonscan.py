@@ -113,81 +113,106 @@ def _same_bytes(buf: np.ndarray, a: int, b: int, c: int, d: int) -> bool:
     return True
 
 
+OTHER_KEYS, GIVE_UP = -2, -1  # what _read_record says of a record that is not read
+
+
+@njit(cache=True)
+def _read_record(
+    buf: np.ndarray, p: int, end: int, r: int, keys: np.ndarray, n_keys: int, kinds: np.ndarray,
+    numbers: np.ndarray, spans: np.ndarray,
+) -> int:  # fmt: skip
+    """Read record ``r`` (``buf[p:end]``): each value's kind, number and string span. With
+    ``n_keys`` -1 its keys become ``keys``; else they must be those, in order. Returns its number of
+    keys, OTHER_KEYS (not read further) or GIVE_UP."""
+    p = _skip_space(buf, p, end)
+    if p >= end or buf[p] != _OPEN:
+        return GIVE_UP
+    k = 0
+    while True:
+        p = _skip_space(buf, p + 1, end)
+        if p >= end or buf[p] != _QUOTE:
+            return GIVE_UP  # no key (an empty object too)
+        q = _string_end(buf, p + 1, end)
+        if q < 0 or k >= kinds.shape[1]:
+            return GIVE_UP
+        if n_keys < 0:
+            keys[k, 0], keys[k, 1] = p + 1, q
+        elif k >= n_keys or not _same_bytes(buf, p + 1, q, keys[k, 0], keys[k, 1]):
+            return OTHER_KEYS
+        p = _skip_space(buf, q + 1, end)
+        if p >= end or buf[p] != _COLON:
+            return GIVE_UP
+        p = _skip_space(buf, p + 1, end)
+        if p >= end:
+            return GIVE_UP
+        if buf[p] == _QUOTE:
+            q = _string_end(buf, p + 1, end)
+            if q < 0:
+                return GIVE_UP
+            kinds[r, k], spans[r, k, 0], spans[r, k, 1], p = STRING, p + 1, q, q + 1
+        elif buf[p] == 110:  # null
+            if not (p + 4 <= end and buf[p + 1] == 117 and buf[p + 2] == 108 and buf[p + 3] == 108):
+                return GIVE_UP
+            kinds[r, k], numbers[r, k], p = NULL, np.nan, p + 4
+        else:
+            p, kinds[r, k], numbers[r, k] = _number(buf, p, end)
+            if p < 0:
+                return GIVE_UP
+        k += 1
+        p = _skip_space(buf, p, end)
+        if p >= end:
+            return GIVE_UP
+        if buf[p] == _CLOSE:
+            break
+        if buf[p] != _COMMA:
+            return GIVE_UP
+    if _skip_space(buf, p + 1, end) != end:
+        return GIVE_UP
+    return k if n_keys < 0 or k == n_keys else OTHER_KEYS
+
+
 @njit(cache=True)
 def scan(
-    buf: np.ndarray, ends: np.ndarray, keys: np.ndarray, kinds: np.ndarray, numbers: np.ndarray, spans: np.ndarray
+    buf: np.ndarray, ends: np.ndarray, template: int, keys: np.ndarray, kinds: np.ndarray, numbers: np.ndarray,
+    spans: np.ndarray, matched: np.ndarray,
 ) -> int:  # fmt: skip
-    """Read the records ``buf[ends[i - 1]:ends[i]]`` (the first from 0): the first record's keys
-    into ``keys`` (byte spans), each value's kind, number and string span. Returns the number of
-    keys, or -1 to give up."""
-    n_keys, start = -1, 0
+    """Read the records ``buf[ends[i - 1]:ends[i]]`` (the first from 0) that have record
+    ``template``'s keys in its order (``matched``: 1 for those, 0 for the others, which are not read
+    further): their keys' byte spans into ``keys``, each value's kind, number and string span.
+    Returns the number of keys, or -1 to give up."""
+    n_keys = _read_record(buf, ends[template - 1] if template else 0, ends[template], template, keys, -1, kinds, numbers, spans)
+    if n_keys < 0:
+        return GIVE_UP
+    start = 0
     for r in range(ends.shape[0]):
-        end = ends[r]
-        p = _skip_space(buf, start, end)
-        if p >= end or buf[p] != _OPEN:
-            return -1
-        k = 0
-        while True:
-            p = _skip_space(buf, p + 1, end)
-            if p >= end or buf[p] != _QUOTE:
-                return -1  # no key (an empty object too)
-            q = _string_end(buf, p + 1, end)
-            if q < 0 or k >= kinds.shape[1]:
-                return -1
-            if r == 0:
-                keys[k, 0], keys[k, 1] = p + 1, q
-            elif k >= n_keys or not _same_bytes(buf, p + 1, q, keys[k, 0], keys[k, 1]):
-                return -1
-            p = _skip_space(buf, q + 1, end)
-            if p >= end or buf[p] != _COLON:
-                return -1
-            p = _skip_space(buf, p + 1, end)
-            if p >= end:
-                return -1
-            if buf[p] == _QUOTE:
-                q = _string_end(buf, p + 1, end)
-                if q < 0:
-                    return -1
-                kinds[r, k], spans[r, k, 0], spans[r, k, 1], p = STRING, p + 1, q, q + 1
-            elif buf[p] == 110:  # null
-                if not (p + 4 <= end and buf[p + 1] == 117 and buf[p + 2] == 108 and buf[p + 3] == 108):
-                    return -1
-                kinds[r, k], numbers[r, k], p = NULL, np.nan, p + 4
-            else:
-                p, kinds[r, k], numbers[r, k] = _number(buf, p, end)
-                if p < 0:
-                    return -1
-            k += 1
-            p = _skip_space(buf, p, end)
-            if p >= end:
-                return -1
-            if buf[p] == _CLOSE:
-                break
-            if buf[p] != _COMMA:
-                return -1
-        if r == 0:
-            n_keys = k
-        elif k != n_keys:
-            return -1
-        if _skip_space(buf, p + 1, end) != end:
-            return -1
-        start = end
+        if r == template:
+            matched[r] = 1
+        else:
+            got = _read_record(buf, start, ends[r], r, keys, n_keys, kinds, numbers, spans)
+            if got == GIVE_UP:
+                return GIVE_UP
+            matched[r] = got == n_keys
+        start = ends[r]
     return n_keys
 
 
-def scan_records(values: list[bytes]) -> tuple[bytes, list[str], np.ndarray, np.ndarray, np.ndarray] | None:
-    """(the joined bytes, keys, kinds, numbers, string spans) of the records; None to give up
-    (see the module), also for keys that are not UTF-8 or appear twice."""
+def scan_records(
+    values: list[bytes], template: int = 0
+) -> tuple[bytes, list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(the joined bytes, keys, kinds, numbers, string spans, matched) of the records with record
+    ``template``'s keys (``matched``: which; the others' rows are not filled); None to give up (see
+    the module), also for keys that are not UTF-8 or appear twice."""
     joined = b"".join(values)
     buf = np.frombuffer(joined, dtype=np.uint8)
     ends = np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)))
-    # Room for the first record's keys (a key and its value take at least 4 bytes); later ones have as many.
-    n, width = len(values), min(MAX_KEYS, len(values[0]) // 4 + 1)
+    # Room for the template's keys (a key and its value take at least 4 bytes); the others read as many.
+    n, width = len(values), min(MAX_KEYS, len(values[template]) // 4 + 1)
     keys = np.empty((width, 2), dtype=np.int64)
     kinds = np.empty((n, width), dtype=np.int8)
     numbers = np.empty((n, width))
     spans = np.empty((n, width, 2), dtype=np.int64)
-    n_keys = scan(buf, ends, keys, kinds, numbers, spans)
+    matched = np.zeros(n, dtype=np.bool_)
+    n_keys = scan(buf, ends, template, keys, kinds, numbers, spans, matched)
     if n_keys <= 0:
         return None
     try:
@@ -196,4 +221,4 @@ def scan_records(values: list[bytes]) -> tuple[bytes, list[str], np.ndarray, np.
         return None
     if len(set(names)) < n_keys:
         return None
-    return joined, names, kinds[:, :n_keys], numbers[:, :n_keys], spans[:, :n_keys]
+    return joined, names, kinds[:, :n_keys], numbers[:, :n_keys], spans[:, :n_keys], matched

@@ -8,6 +8,7 @@ sinks, which are cut back), and never learned twice.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections import deque
@@ -171,21 +172,35 @@ class Runner:
                 self.gate.release()
 
     def _process_block(self, records: list[Record], block: EventBlock) -> int:
-        """``_process`` of a block's events a micro-batch at a time; returns how many the pipeline
-        took (the rest take the general path)."""
-        done = 0
+        """``_process`` of a block's events (and the poll's labels among them) a micro-batch at a
+        time; returns how many records the pipeline took (the rest take the general path). A part
+        ends at its micro-batch's last event, so labels after it go with the next part (first), as
+        ``head_with_events`` cuts them."""
+        at = block.at if block.at is not None else range(len(block))
+        labels = block.labels
+        done = taken = next_label = 0  # events, records and labels taken
         while done < len(block):
             end = min(len(block), done + self.pipeline.room)
-            results = self.pipeline.process_block(block.part(done, end))
-            if results is None:
+            last = at[end - 1]  # the part's last event's record
+            part_labels = []
+            while next_label < len(labels) and labels[next_label][0] < last:
+                record, label = labels[next_label]
+                part_labels.append((bisect.bisect(at, record, done, end) - done, label))
+                next_label += 1
+            outcome = self.pipeline.process_block(block.part(done, end), part_labels)
+            if outcome is None:
                 break
+            results, label_results = outcome
             self.ports.sink.write_many(results)
+            for (record, _), bad in zip(labels[next_label - len(part_labels) : next_label], label_results):
+                if bad is not None:
+                    self.dead_letter(records[record], bad)
             if self.gate is not None:
-                for record, scored in zip(records[done:end], results):
-                    self.gate.saw_event(record.partition, scored.ts)
+                for k, scored in zip(at[done:end], results):
+                    self.gate.saw_event(records[k].partition, scored.ts)
                 self.gate.release()
-            done = end
-        return done
+            done, taken = end, last + 1
+        return taken
 
     def dead_letter(self, record: Record, bad: BadRecord) -> None:
         self.pipeline.dead_letter(bad.reason)

@@ -173,24 +173,42 @@ class Pipeline:
         self.anomaly.learn_many(zs[[y != 1 for y in ys]])  # normal traffic only
         return served, candidates, anomalies, alerts, cuts
 
-    def process_block(self, block: EventBlock) -> list[Scored] | None:
-        """``process_part`` of a block of plain events (at most ``room``): the same results and
-        state, with no object per event but its score. None, with nothing changed, when the block
-        needs the general path: its fields are not the features, or an id may be a duplicate."""
+    def process_block(
+        self, block: EventBlock, labels: Sequence[tuple[int, Label]] = ()
+    ) -> tuple[list[Scored], list[BadRecord | None]] | None:
+        """``process_part`` of a block of plain events (at most ``room``) and of ``labels`` among
+        them (each after the number of the block's events it says, in order): the same results and
+        state, with no object per event but its score. Returns the score records and each label's
+        result; None, with nothing changed, when the block needs the general path: its fields are
+        not the features, or an id may be a duplicate."""
         ids = block.ids
         if len(set(ids)) < len(ids) or self.ids.any_of(ids):
             return None
         columns = self.features.columns(block.names)
         if columns is None:
             return None
+        # As in _score_chunk: labels before the first event go first, the others between the events.
+        first = next((k for k, (position, _) in enumerate(labels) if position > 0), len(labels))
+        label_results = [self._label(label) for _, label in labels[:first]]
         started = time.perf_counter()
         self.ids.add_many(ids)
         rows = self.features.rows(block.raw[:, columns])
         served, candidates, anomalies, alerts, cuts = self._score_rows(rows, block.ys, started)
-        scored = self._take(ids, block.ts, block.ys, rows, served, candidates, alerts, anomalies, cuts)
+        scored: list[Scored] = []
+        done = 0
+        for position, label in [*labels[first:], (len(ids), None)]:
+            if position > done:
+                part = slice(done, position)
+                scored += self._take(
+                    ids[part], block.ts[part], block.ys[part], rows[part], served[part], candidates[:, part],
+                    alerts[part], anomalies[part], cuts[part],
+                )  # fmt: skip
+                done = position
+            if label is not None:
+                label_results.append(self._label(label))
         if self.in_batch >= self.settings.model.micro_batch:
             self.end_micro_batch()
-        return scored
+        return scored, label_results
 
     def _take(
         self, ids: list[str], ts: list[float | None], ys: list[int | None], rows: np.ndarray, served: np.ndarray,

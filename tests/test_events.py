@@ -127,7 +127,6 @@ PLAIN = b'{"id": "p", "ts": 1, "label": 0, "f": 1.5, "g": 2}'
         b'{"id": "q", "ts": 1, "label": 0, "f": 1e16, "g": 2}',  # beyond max_abs_value
         b'{"id": "q", "ts": 1, "label": 0, "f": 1, "g": 2, "h": 3}',  # another field
         b'{"id": "q", "ts": 1, "label": 0, "f": 1}',  # a missing one
-        b'{"id": "q", "label": 1}',  # a label
         b'{"id": "", "ts": 1, "label": 0, "f": 1, "g": 2}',
         b'{"id": 1.5, "ts": 1, "label": 0, "f": 1, "g": 2}',
         b'{"id": "q", "ts": "2024-01-01", "label": 0, "f": 1, "g": 2}',
@@ -142,6 +141,13 @@ def test_a_poll_with_anything_but_plain_events_is_no_block(decoder: Decoder, oth
     assert decoder.decode_block(_records(PLAIN, PLAIN.replace(b'"p"', b'"r"'))) is not None
     assert decoder.decode_block(_records(PLAIN, other)) is None
     assert decoder.decode_block(_records(other, PLAIN)) is None
+
+
+def test_label_records_ride_in_a_block_at_their_places(decoder: Decoder) -> None:
+    records = _records(PLAIN, b'{"id": "x", "label": 1}', PLAIN.replace(b'"p"', b'"r"'), b'{"id": "y", "label": 0, "ts": 5}')
+    block = decoder.decode_block(records)
+    assert block is not None and block.ids == ["p", "r"] and block.at == [0, 2]
+    assert block.labels == [(1, Label("x", 1)), (3, Label("y", 0, 5.0))]
 
 
 def test_csv_records_are_no_block(decoder: Decoder) -> None:

@@ -48,7 +48,7 @@ def test_a_number_is_orjsons_to_the_bit_or_a_give_up(text: str) -> None:
     if scanned is None:
         return
     expected = orjson.loads(text)
-    _, names, kinds, numbers, _ = scanned
+    _, names, kinds, numbers, _, _ = scanned
     assert names == ["f"] and kinds[0, 0] == (INT if isinstance(expected, int) else FLOAT)
     assert bits(numbers[0, 0]) == bits(float(expected)), (text, numbers[0, 0], expected)
 
@@ -73,18 +73,25 @@ def test_anything_but_a_flat_plain_object_gives_up(record: bytes) -> None:
     assert scan_records([record]) is None
 
 
-def test_records_must_have_the_first_ones_keys_in_its_order() -> None:
-    assert scan_records([b'{"f": 1, "g": 2}', b'{"f": 3, "g": 4}']) is not None
-    assert scan_records([b'{"f": 1, "g": 2}', b'{"g": 3, "f": 4}']) is None
-    assert scan_records([b'{"f": 1, "g": 2}', b'{"f": 3}']) is None
-    assert scan_records([b'{"f": 1, "g": 2}', b'{"f": 3, "g": 4, "h": 5}']) is None
-    assert scan_records([b'{"f": 1, "f": 2}']) is None  # a key twice
+def test_records_with_other_keys_are_marked_not_read() -> None:
+    def matched(*values: bytes) -> list[bool] | None:
+        scanned = scan_records(list(values))
+        return None if scanned is None else scanned[5].tolist()
+
+    assert matched(b'{"f": 1, "g": 2}', b'{"f": 3, "g": 4}') == [True, True]
+    assert matched(b'{"f": 1, "g": 2}', b'{"g": 3, "f": 4}') == [True, False]  # other order
+    assert matched(b'{"f": 1, "g": 2}', b'{"f": 3}') == [True, False]
+    assert matched(b'{"f": 1, "g": 2}', b'{"f": 3, "g": 4, "h": 5}') == [True, False]
+    assert matched(b'{"f": 1, "g": 2}', b'{"id": "x", "label": true}') == [True, False]  # not read on
+    assert matched(b'{"f": 1, "f": 2}') is None  # a key twice
+    scanned = scan_records([b'{"id": "a"}', b'{"id": "b", "f": 1}'], template=1)
+    assert scanned is not None and scanned[5].tolist() == [False, True] and scanned[1] == ["id", "f"]
 
 
 def test_kinds_and_string_spans() -> None:
     scanned = scan_records([b' { "id" : "\xc3\xa9x" ,"ts":null, "f":-3 } ', b'{"id":"b","ts":2.5,"f":4}'])
     assert scanned is not None
-    joined, names, kinds, numbers, spans = scanned
+    joined, names, kinds, numbers, spans, _ = scanned
     assert names == ["id", "ts", "f"] and kinds.tolist() == [[STRING, NULL, INT], [STRING, FLOAT, INT]]
     (a, b) = spans[0, 0]
     assert joined[a:b].decode() == "éx" and numbers[1, 1:].tolist() == [2.5, 4.0]

@@ -142,8 +142,8 @@ def test_blocks_give_what_the_general_path_gives(monkeypatch) -> None:  # type: 
     used = []
     process_block = Pipeline.process_block
 
-    def counted(self: Pipeline, block: object) -> object:
-        result = process_block(self, block)  # type: ignore[arg-type]
+    def counted(self: Pipeline, block: object, labels: object = ()) -> object:
+        result = process_block(self, block, labels)  # type: ignore[arg-type]
         used.append(result is not None)
         return result
 
@@ -167,3 +167,49 @@ def test_blocks_give_what_the_general_path_gives(monkeypatch) -> None:  # type: 
             assert sum(used) > 50 and not all(used)  # blocks did most, the general path the rest
             assert pipeline.counts["expired_as_negative"] > 300 and pipeline.counts["learned"] > 3000
     assert outputs[0] == outputs[1]
+
+
+def test_polls_with_label_records_go_as_blocks_and_give_what_the_general_path_gives(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Label-only records among the events (a label for an event a few lines back, one for an event
+    still to come, which is unknown then, one for an unknown id, a label at a poll's very start and
+    end): the poll is one block with its labels at their places; results equal the general path's."""
+    from stream.events import Decoder
+
+    rng = np.random.default_rng(12)
+    values: list[bytes] = []
+    for i in range(3000):
+        y = int(rng.random() < 0.05)
+        delayed = i % 3 == 0
+        c = round(float(rng.normal(2.0 * y, 1.0)), 4)  # a short number: the compiled reader reads it
+        values.append(event(i, label=None if delayed else y, c=c))
+        if i % 3 == 2 and i > 20:
+            values.append(orjson.dumps({"id": f"e{i - 11}", "label": int(rng.random() < 0.3)}))
+        if i % 97 == 0:
+            values.append(orjson.dumps({"id": f"e{i + 2}", "label": 1}))  # its event comes later: unknown now
+        if i % 211 == 0:
+            values.append(b'{"id": "nobody", "label": 0}')
+    blocks_used: list[bool] = []
+    process_block = Pipeline.process_block
+
+    def counted(self: Pipeline, block: object, labels: object = ()) -> object:
+        blocks_used.append(bool(labels))
+        return process_block(self, block, labels)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Pipeline, "process_block", counted)
+    outputs = []
+    for blocks in (True, False):
+        if not blocks:
+            monkeypatch.setattr(Decoder, "decode_block", lambda self, records: None)
+        for batch in (512, 37):
+            monkeypatch.setattr("stream.loop.BATCH", batch)
+            runner, sink, dead = run(values, model={"micro_batch": 48})
+            pipeline = runner.pipeline
+            outputs.append((
+                [(s.id, s.ts, s.score, s.anomaly, s.alert, s.threshold, s.model_version) for s in sink.durable],
+                [(r.origin, reason) for r, reason, _ in dead.items],
+                pipeline.counts, pipeline.labels_by_class, pipeline.quality.summary(), runner.positions,
+            ))  # fmt: skip
+        if blocks:
+            assert sum(blocks_used) > 50  # blocks with labels in them did most
+    assert pipeline.counts["learned"] > 1500 and len(outputs[-1][1]) > 40  # labels learned, unknown ones dead-lettered
+    assert outputs[0] == outputs[1] == outputs[2] == outputs[3]
