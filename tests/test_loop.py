@@ -93,6 +93,16 @@ def test_pacer_replays_at_the_requested_event_time_speed(monkeypatch) -> None:  
     assert sum(slept) == 1.0  # 10 s of event time at 10x
 
 
+def outcome(runner: Runner, sink: MemorySink, dead: MemoryDeadLetters) -> tuple[object, ...]:
+    """What a run gave: every score record, the dead letters, the counts, quality and positions."""
+    pipeline = runner.pipeline
+    return (
+        [(s.id, s.ts, s.score, s.anomaly, s.alert, s.threshold, s.model_version) for s in sink.durable],
+        [(r.origin, reason) for r, reason, _ in dead.items],
+        pipeline.counts, pipeline.labels_by_class, pipeline.quality.summary(), runner.positions,
+    )  # fmt: skip
+
+
 def test_scores_do_not_depend_on_how_the_input_is_polled(monkeypatch: object) -> None:
     rng = np.random.default_rng(5)
     values = []
@@ -158,11 +168,7 @@ def test_blocks_give_what_the_general_path_gives(monkeypatch) -> None:  # type: 
         runner = Runner(Pipeline(settings), make_decoder(settings), ports, None, CommitPolicy(1000, 60.0))
         runner.run(threading.Event())
         pipeline = runner.pipeline
-        outputs.append((
-            [(s.id, s.ts, s.score, s.anomaly, s.alert, s.threshold, s.model_version) for s in sink.durable],
-            [(r.origin, reason) for r, reason, _ in dead.items],
-            pipeline.counts, pipeline.labels_by_class, pipeline.quality.summary(), runner.positions,
-        ))  # fmt: skip
+        outputs.append(outcome(runner, sink, dead))
         if blocks:
             assert sum(used) > 50 and not all(used)  # blocks did most, the general path the rest
             assert pipeline.counts["expired_as_negative"] > 300 and pipeline.counts["learned"] > 3000
@@ -204,11 +210,7 @@ def test_polls_with_label_records_go_as_blocks_and_give_what_the_general_path_gi
             monkeypatch.setattr("stream.loop.BATCH", batch)
             runner, sink, dead = run(values, model={"micro_batch": 48})
             pipeline = runner.pipeline
-            outputs.append((
-                [(s.id, s.ts, s.score, s.anomaly, s.alert, s.threshold, s.model_version) for s in sink.durable],
-                [(r.origin, reason) for r, reason, _ in dead.items],
-                pipeline.counts, pipeline.labels_by_class, pipeline.quality.summary(), runner.positions,
-            ))  # fmt: skip
+            outputs.append(outcome(runner, sink, dead))
         if blocks:
             assert sum(blocks_used) > 50  # blocks with labels in them did most
     assert pipeline.counts["learned"] > 1500 and len(outputs[-1][1]) > 40  # labels learned, unknown ones dead-lettered
