@@ -118,6 +118,8 @@ class Pipeline:
         for i in range(first):
             results[i] = self._label(messages[i])  # type: ignore[arg-type]  # not an Event: a Label
         good: list[int] = []
+        labels: list[tuple[int, Label]] = []  # (admitted events before it, label)
+        label_at: list[int] = []
         for i in range(first, len(messages)):
             message = messages[i]
             if isinstance(message, Event):
@@ -126,31 +128,46 @@ class Pipeline:
                     good.append(i)
                 except BadRecord as bad:
                     results[i] = bad
-        if not good:
-            return results
-        started = time.perf_counter()
-        events: list[Event] = [messages[i] for i in good]  # type: ignore[misc]
-        rows = self.features.vectors(events)
-        ids, times, ys = [e.id for e in events], [e.ts for e in events], [e.y for e in events]
-        served, candidates, anomalies, alerts, cuts = self._score_rows(rows, ys, started)
-        # A label between events keeps its place: the events before it are held or learned first.
-        done = passed = 0  # events taken, events passed
-        for i in range(first, len(messages) + 1):
-            if i < len(messages) and not isinstance(messages[i], Label):
-                passed += passed < len(good) and good[passed] == i  # admitted (a bad one has its result)
-                continue
-            if passed > done:
-                part = slice(done, passed)
-                scored = self._take(
-                    ids[part], times[part], ys[part], rows[part], served[part], candidates[:, part], alerts[part],
+            else:
+                labels.append((len(good), message))
+                label_at.append(i)
+        if good:
+            started = time.perf_counter()
+            events: list[Event] = [messages[i] for i in good]  # type: ignore[misc]
+            rows = self.features.vectors(events)
+            ids, times, ys = [e.id for e in events], [e.ts for e in events], [e.y for e in events]
+            served, candidates, anomalies, alerts, cuts = self._score_rows(rows, ys, started)
+            scored, label_results = self._take_among(labels, ids, times, ys, rows, served, candidates, alerts, anomalies, cuts)
+            for i, record in zip(good, scored):
+                results[i] = record
+        else:  # every event refused: the labels are still learned
+            label_results = [self._label(label) for _, label in labels]
+        for i, result in zip(label_at, label_results):
+            results[i] = result
+        return results
+
+    def _take_among(
+        self, labels: Sequence[tuple[int, Label]], ids: list[str], ts: list[float | None], ys: list[int | None],
+        rows: np.ndarray, served: np.ndarray, candidates: np.ndarray, alerts: np.ndarray, anomalies: np.ndarray,
+        cuts: np.ndarray,
+    ) -> tuple[list[Scored], list[BadRecord | None]]:  # fmt: skip
+        """``_take`` of scored events with ``labels`` among them (each after the number of events it
+        says, in order): a label keeps its place, the events before it are held or learned first.
+        Returns the events' score records and each label's result."""
+        scored: list[Scored] = []
+        label_results: list[BadRecord | None] = []
+        done = 0
+        for position, label in [*labels, (len(ids), None)]:
+            if position > done:
+                part = slice(done, position)
+                scored += self._take(
+                    ids[part], ts[part], ys[part], rows[part], served[part], candidates[:, part], alerts[part],
                     anomalies[part], cuts[part],
                 )  # fmt: skip
-                for k, record in zip(range(done, passed), scored):
-                    results[good[k]] = record
-                done = passed
-            if i < len(messages):
-                results[i] = self._label(messages[i])  # type: ignore[arg-type]
-        return results
+                done = position
+            if label is not None:
+                label_results.append(self._label(label))
+        return scored, label_results
 
     def _score_rows(
         self, rows: np.ndarray, ys: list[int | None], started: float
@@ -187,25 +204,15 @@ class Pipeline:
         columns = self.features.columns(block.names)
         if columns is None:
             return None
-        # As in _score_chunk: labels before the first event go first, the others between the events.
+        # As in _score_chunk: labels before the first event go first, the others among the events.
         first = next((k for k, (position, _) in enumerate(labels) if position > 0), len(labels))
         label_results = [self._label(label) for _, label in labels[:first]]
         started = time.perf_counter()
         self.ids.add_many(ids)
         rows = self.features.rows(block.raw[:, columns])
         served, candidates, anomalies, alerts, cuts = self._score_rows(rows, block.ys, started)
-        scored: list[Scored] = []
-        done = 0
-        for position, label in [*labels[first:], (len(ids), None)]:
-            if position > done:
-                part = slice(done, position)
-                scored += self._take(
-                    ids[part], block.ts[part], block.ys[part], rows[part], served[part], candidates[:, part],
-                    alerts[part], anomalies[part], cuts[part],
-                )  # fmt: skip
-                done = position
-            if label is not None:
-                label_results.append(self._label(label))
+        scored, among = self._take_among(labels[first:], ids, block.ts, block.ys, rows, served, candidates, alerts, anomalies, cuts)
+        label_results += among
         if self.in_batch >= self.settings.model.micro_batch:
             self.end_micro_batch()
         return scored, label_results

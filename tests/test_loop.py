@@ -215,3 +215,12 @@ def test_polls_with_label_records_go_as_blocks_and_give_what_the_general_path_gi
             assert sum(blocks_used) > 50  # blocks with labels in them did most
     assert pipeline.counts["learned"] > 1500 and len(outputs[-1][1]) > 40  # labels learned, unknown ones dead-lettered
     assert outputs[0] == outputs[1] == outputs[2] == outputs[3]
+
+
+def test_a_label_after_a_refused_event_is_still_learned() -> None:
+    """A part whose only event is refused (here a duplicate) still takes the labels after it (they
+    were dropped, neither learned nor dead-lettered)."""
+    values = [event(1, label=None), event(2, label=None), event(1, label=0), orjson.dumps({"id": "e2", "label": 1})]
+    runner, sink, dead = run(values, model={"micro_batch": 2})
+    assert [reason for _, reason, _ in dead.items] == ["duplicate_id"]
+    assert runner.pipeline.labels_by_class == [0, 1] and len(runner.pipeline.labels) == 1  # e2 learned; e1 waits
