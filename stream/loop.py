@@ -136,7 +136,8 @@ class Runner:
         """Decode the records, score the events and learn the labels in order; bad ones go to the dead letters.
 
         The pipeline takes them a micro-batch at a time; with pacing, one event at a time. A poll of
-        plain events goes as a block (no object per event) as far as the pipeline takes it.
+        plain events (label-only records among them too) goes as a block (no object per event) as
+        far as the pipeline takes it.
         """
         if self.pacer.speed is None:
             block = self.decoder.decode_block(records)
