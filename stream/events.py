@@ -146,6 +146,7 @@ class Decoder:
         self.label_field = label_field
         self.max_bytes = max_bytes
         self.max_abs_value = max_abs_value
+        self.meta_fields = (id_field, ts_field, label_field)  # every other field is a feature
         self._scan_after = 0  # polls to go before the compiled reader is tried again
 
     def decode(self, record: Record) -> Event | Label:
@@ -197,8 +198,8 @@ class Decoder:
         keys = first.keys()
         if not all(type(obj) is dict and obj.keys() == keys for obj in objs):
             return None
-        names = tuple(k for k in first if k not in (self.id_field, self.ts_field, self.label_field))
-        ids, ts, ys = ([obj.get(name) for obj in objs] for name in (self.id_field, self.ts_field, self.label_field))
+        names = tuple(k for k in first if k not in self.meta_fields)
+        ids, ts, ys = ([obj.get(name) for obj in objs] for name in self.meta_fields)
         raw = _number_columns(objs, names)
         if raw is None or not (np.abs(raw).max() <= self.max_abs_value) or not _plain_meta(ids, ts, ys):
             return None
@@ -228,7 +229,7 @@ class Decoder:
             rows = np.flatnonzero(matched)
             kinds, numbers, spans, at = kinds[rows], numbers[rows], spans[rows], rows.tolist()
         column = {name: j for j, name in enumerate(names)}
-        features = [j for j, name in enumerate(names) if name not in (self.id_field, self.ts_field, self.label_field)]
+        features = [j for j, name in enumerate(names) if name not in self.meta_fields]
         if not features or not (kinds[:, features] <= jsonscan.FLOAT).all():
             return None
         raw = numbers[:, features]
@@ -291,9 +292,8 @@ class Decoder:
         y = self._label(obj.get(self.label_field))
         x: dict[str, float] = {}
         non_numeric: list[str] = []
-        skip = (self.id_field, self.ts_field, self.label_field)
         for key, value in obj.items():
-            if key in skip:
+            if key in self.meta_fields:
                 continue
             number = _number(value, from_text)
             if number is None:

@@ -163,7 +163,7 @@ def leaf_p1(leaves: np.ndarray, gauss: np.ndarray, t: int, s: int, z: np.ndarray
 
 @njit(cache=True)
 def forest_p1(
-    nodes: np.ndarray, thresholds: np.ndarray, leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, z: np.ndarray
+    nodes: np.ndarray, thresholds: np.ndarray, leaves: np.ndarray, gauss: np.ndarray, z: np.ndarray
 ) -> float:
     """Mean P(class 1) of the trees that have an opinion (0 before any has)."""
     total, voters = 0.0, 0
@@ -177,9 +177,8 @@ def forest_p1(
 
 @njit(cache=True)
 def forest_p1_many(
-    nodes: np.ndarray, thresholds: np.ndarray, leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray,
-    zs: np.ndarray, out: np.ndarray,
-) -> None:  # fmt: skip
+    nodes: np.ndarray, thresholds: np.ndarray, leaves: np.ndarray, gauss: np.ndarray, zs: np.ndarray, out: np.ndarray
+) -> None:
     """``forest_p1`` of every row of ``zs`` into ``out`` (the walks first, interleaved)."""
     reached = np.empty((zs.shape[0], nodes.shape[0]), dtype=np.int64)
     walk(nodes, thresholds, zs, reached)
@@ -480,12 +479,12 @@ class HoeffdingForest:
     def proba(self, z: np.ndarray) -> float:
         if not self.dim:
             return 0.0
-        return forest_p1(self.nodes, self.thresholds, self.leaves, self.gauss, self.masks, z)
+        return forest_p1(self.nodes, self.thresholds, self.leaves, self.gauss, z)
 
     def proba_many(self, zs: np.ndarray) -> np.ndarray:
         out = np.zeros(zs.shape[0])
         if self.dim:
-            forest_p1_many(self.nodes, self.thresholds, self.leaves, self.gauss, self.masks, zs, out)
+            forest_p1_many(self.nodes, self.thresholds, self.leaves, self.gauss, zs, out)
         return out
 
     def learn(self, z: np.ndarray, y: int, w: float) -> None:
