@@ -85,28 +85,63 @@ def hst_learn_rows(
     return counter, turned
 
 
-def build_tree(dim: int, height: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One random tree's split features and cuts, in heap order (leaves' entries unused)."""
-    size = 2 ** (height + 1) - 1
-    features, cuts = np.zeros(size, dtype=np.int64), np.zeros(size)
-    limits = np.tile([0.0, 1.0], (dim, 1))
+@njit(cache=True)
+def grow_trees(dim: int, height: int, draws: np.ndarray, features: np.ndarray, cuts: np.ndarray) -> None:
+    """Grow ``features.shape[0]`` random trees, depth first, each node from two of ``draws``.
 
-    def grow(node: int, depth: int) -> None:
-        if depth == height:
-            return
-        widths = limits[:, 1] - limits[:, 0]
-        feature = int(rng.choice(dim, p=widths / widths.sum()))
-        lo, hi = limits[feature]
-        cut = rng.uniform(lo + PADDING * (hi - lo), hi - PADDING * (hi - lo))
-        features[node], cuts[node] = feature, cut
-        limits[feature, 1] = cut
-        grow(2 * node + 1, depth + 1)
-        limits[feature] = cut, hi
-        grow(2 * node + 2, depth + 1)
-        limits[feature] = lo, hi
+    Each node takes two uniforms in pre-order (the feature, then the cut), as
+    ``rng.choice(dim, p=...)`` and ``rng.uniform(lo, hi)`` would draw them one call at a time:
+    the same stream gives the same trees, without two numpy calls per node.
+    """
+    limits = np.empty((dim, 2))
+    cdf = np.empty(dim)
+    node, phase = np.zeros(height + 1, dtype=np.int64), np.zeros(height + 1, dtype=np.int64)
+    lo, hi = np.zeros(height), np.zeros(height)  # the range each open node cut
+    k = 0
+    for t in range(features.shape[0]):
+        limits[:, 0], limits[:, 1] = 0.0, 1.0
+        d, node[0], phase[0] = 0, 0, 0
+        while d >= 0:
+            if d == height:  # a leaf: nothing to cut
+                d -= 1
+                continue
+            if phase[d] == 0:  # cut this node; go left
+                feature = _pick_feature(limits, cdf, draws[k])
+                low, high = limits[feature, 0], limits[feature, 1]
+                a, b = low + PADDING * (high - low), high - PADDING * (high - low)
+                cut = a + (b - a) * draws[k + 1]
+                k += 2
+                features[t, node[d]], cuts[t, node[d]] = feature, cut
+                lo[d], hi[d] = low, high
+                limits[feature, 1] = cut
+                phase[d], node[d + 1], phase[d + 1] = 1, 2 * node[d] + 1, 0
+                d += 1
+            elif phase[d] == 1:  # then right
+                feature = features[t, node[d]]
+                limits[feature, 0], limits[feature, 1] = cuts[t, node[d]], hi[d]
+                phase[d], node[d + 1], phase[d + 1] = 2, 2 * node[d] + 2, 0
+                d += 1
+            else:
+                feature = features[t, node[d]]
+                limits[feature, 0], limits[feature, 1] = lo[d], hi[d]
+                d -= 1
 
-    grow(0, 0)
-    return features, cuts
+
+@njit(cache=True, inline="always")
+def _pick_feature(limits: np.ndarray, cdf: np.ndarray, u: float) -> int:
+    """A feature with chance proportional to its range: numpy's ``choice`` with ``p``."""
+    total = 0.0
+    for f in range(limits.shape[0]):
+        total += limits[f, 1] - limits[f, 0]
+    running = 0.0
+    for f in range(limits.shape[0]):
+        running += (limits[f, 1] - limits[f, 0]) / total
+        cdf[f] = running
+    picked = 0
+    for f in range(limits.shape[0]):
+        if cdf[f] / cdf[-1] <= u:
+            picked = f + 1
+    return picked
 
 
 class HalfSpaceTrees:
@@ -129,9 +164,10 @@ class HalfSpaceTrees:
         self.features = np.zeros((0, 0), dtype=np.int64)
 
     def _build(self, dim: int) -> None:
-        trees = [build_tree(dim, self.height, self.rng) for _ in range(self.n_trees)]
-        self.features = np.stack([f for f, _ in trees])
-        self.cuts = np.stack([c for _, c in trees])
+        size = 2 ** (self.height + 1) - 1  # heap order; the leaves' entries stay unused
+        self.features, self.cuts = np.zeros((self.n_trees, size), dtype=np.int64), np.zeros((self.n_trees, size))
+        draws = self.rng.random(self.n_trees * 2 * (2**self.height - 1))
+        grow_trees(dim, self.height, draws, self.features, self.cuts)
         self.l_mass = np.zeros_like(self.cuts)
         self.r_mass = np.zeros_like(self.cuts)
 

@@ -22,6 +22,41 @@ def reference_mass(hst: HalfSpaceTrees, z: np.ndarray) -> float:
     return total
 
 
+def reference_tree(dim: int, height: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A tree grown node by node with numpy's own calls: a feature by its range, a cut inside it."""
+    features, cuts = np.zeros(2 ** (height + 1) - 1, dtype=np.int64), np.zeros(2 ** (height + 1) - 1)
+    limits = np.tile([0.0, 1.0], (dim, 1))
+
+    def grow(node: int, depth: int) -> None:
+        if depth == height:
+            return
+        widths = limits[:, 1] - limits[:, 0]
+        feature = int(rng.choice(dim, p=widths / widths.sum()))
+        lo, hi = limits[feature]
+        features[node], cuts[node] = feature, rng.uniform(lo + 0.15 * (hi - lo), hi - 0.15 * (hi - lo))
+        limits[feature, 1] = cuts[node]
+        grow(2 * node + 1, depth + 1)
+        limits[feature] = cuts[node], hi
+        grow(2 * node + 2, depth + 1)
+        limits[feature] = lo, hi
+
+    grow(0, 0)
+    return features, cuts
+
+
+def test_trees_are_those_of_numpys_calls_node_by_node() -> None:
+    # The compiled builder draws all uniforms at once; the trees and the generator's state after
+    # them must be those of one choice() and one uniform() per node (checkpoints hold the generator).
+    for dim, height, seed in [(1, 3, 0), (2, 1, 1), (3, 8, 2), (7, 5, 3), (8, 6, 4), (10, 8, 5), (33, 4, 6)]:
+        hst = HalfSpaceTrees(n_trees=6, height=height, window=50, seed=seed)
+        hst.learn_many(np.zeros((1, dim)))
+        rng = np.random.default_rng(seed)
+        trees = [reference_tree(dim, height, rng) for _ in range(6)]
+        assert np.array_equal(hst.features, np.stack([f for f, _ in trees]))
+        assert np.array_equal(hst.cuts, np.stack([c for _, c in trees]))
+        assert hst.rng.random() == rng.random()
+
+
 def test_score_matches_a_plain_walk() -> None:
     rng = np.random.default_rng(0)
     hst = HalfSpaceTrees(n_trees=5, height=6, window=200, seed=1)
