@@ -36,6 +36,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from stream.draws import pcg64_state, poisson_weights, store_pcg64_state
+
 F, LEFT, SLOT = 0, 1, 2  # nodes[..., :]
 C0, C1, LAST, MC_OK, NB_OK, LOG_NORM0, LOG_ODDS = 0, 1, 2, 3, 4, 5, 7  # leaves[..., :]; LOG_NORM0 + class
 L_FIELDS = 8
@@ -441,6 +443,7 @@ class HoeffdingForest:
     rate = 1.0  # of a forest saved before the rate was a setting (checkpoint format 4)
     # 1: saved with gauss[..., feature, field] and no log-odds per leaf (before format 6); 2: now.
     layout = 1
+    _pcg: np.ndarray | None = None  # the Poisson draws' working copy of rng's state, once drawn
     # The tree arrays (see the module's layout), allocated on the first event.
     thresholds: np.ndarray
     leaves: np.ndarray
@@ -465,6 +468,13 @@ class HoeffdingForest:
         self.capacity = 0
         self.nodes = np.zeros((0, 0, 3), dtype=np.int64)
         self.layout = 2
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        pcg = state.pop("_pcg", None)
+        if pcg is not None:  # the draws' working copy goes back into the generator
+            store_pcg64_state(self.rng, pcg)
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -495,9 +505,7 @@ class HoeffdingForest:
         if not self.dim:
             self._allocate(zs.shape[1])
         n = zs.shape[0]
-        # One draw for the batch consumes the generator as n draws of n_trees would.
-        repeats = self.rng.poisson(self.rate, (n, self.n_trees)) if self.bagging else np.ones((n, self.n_trees))
-        weights = ws[:, None] * repeats
+        weights = self._bagging_weights(ws)
         done = np.zeros(self.n_trees, dtype=np.int64)  # rows each tree has learned
         while True:
             full = self.capacity if self.capacity < self.max_leaves else self.max_leaves + 1
@@ -509,6 +517,23 @@ class HoeffdingForest:
                 self._grow(min(2 * self.capacity, self.max_leaves))
             elif least == n:
                 return
+
+    def _bagging_weights(self, ws: np.ndarray) -> np.ndarray:
+        """Each row's weight in each tree: ``ws[i]`` x Poisson(rate) (bagging) or ``ws[i]``.
+
+        The draws are those of ``rng.poisson(rate, (rows, trees))``: one call for the batch consumes
+        the generator as a call per row would. A compiled kernel draws them from a working copy of
+        the generator's state (``stream.draws``), written back when the forest is saved.
+        """
+        if not self.bagging:
+            return np.repeat(ws[:, None], self.n_trees, axis=1)
+        if self._pcg is None and self.rate < 10.0:
+            self._pcg = pcg64_state(self.rng)
+        if self._pcg is None or self.rate >= 10.0:  # not numpy's PCG64, or not numpy's method for small rates
+            return ws[:, None] * self.rng.poisson(self.rate, (ws.shape[0], self.n_trees))
+        weights = np.empty((ws.shape[0], self.n_trees))
+        poisson_weights(self._pcg, self.rate, ws, weights)
+        return weights
 
     def predict_proba_one(self, x: dict[str, float]) -> dict[int, float]:
         p = self.proba(np.fromiter(x.values(), dtype=np.float64, count=len(x)))
