@@ -26,19 +26,17 @@ from numba import njit
 from stream.config import ThresholdSettings
 
 
+@njit(cache=True)
 def ring_write(values: np.ndarray, labels: np.ndarray, filled: int, new_values: np.ndarray, new_labels: np.ndarray) -> int:
     """Append columns to ring buffers (``values``: rows x size, ``labels``: size) that hold ``filled``
-    so far; returns the new count. Only the newest ``size`` columns of a long run are kept."""
+    so far; returns the new count. Only the newest ``size`` columns of a long run are kept.
+    (Compiled: it runs at every ranking and every few labels, mostly for a column or two.)"""
     size, n = labels.shape[0], new_labels.shape[0]
-    if n > size:
-        filled += n - size
-        new_values, new_labels, n = new_values[:, -size:], new_labels[-size:], size
-    start = filled % size
-    first = min(n, size - start)  # up to the end of the buffer, the rest wraps to its start
-    values[:, start : start + first] = new_values[:, :first]
-    labels[start : start + first] = new_labels[:first]
-    values[:, : n - first] = new_values[:, first:]
-    labels[: n - first] = new_labels[first:]
+    for j in range(max(0, n - size), n):
+        slot = (filled + j) % size
+        for r in range(values.shape[0]):
+            values[r, slot] = new_values[r, j]
+        labels[slot] = new_labels[j]
     return int(filled + n)
 
 
