@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -13,6 +14,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import numpy as np
+import orjson
 from prometheus_client import CollectorRegistry
 
 from stream.checkpoint import Checkpointer, CheckpointError
@@ -20,7 +23,7 @@ from stream.config import Settings, checkpoint_key
 from stream.events import Decoder
 from stream.loop import CommitPolicy, Pacer, Ports, Runner
 from stream.metrics import ServiceMetrics
-from stream.pipeline import Pipeline, warm_up
+from stream.pipeline import Pipeline
 from stream.protocols import Source
 
 
@@ -44,6 +47,30 @@ class RunResult:
     pipeline: Pipeline
     seconds: float
     resumed: bool
+
+
+def warm_up(settings: Settings) -> None:
+    """Replay a small generated stream through a throwaway pipeline on the loop's own path
+    (decoder, blocks, sinks), so that a run's first events do not pay for loading the compiled
+    kernels (the first call of each loads it; the first of a process loads numba: about a second).
+    Long enough for the anomaly scorer's first window and the threshold's merges, when short."""
+    from connectors.file import NullSink
+    from connectors.memory import MemoryDeadLetters, MemorySource
+
+    s, micro_batch, anomaly = settings.input, settings.model.micro_batch, settings.anomaly
+    # A seventh of the events are positives; the anomaly scorer learns every learn_every-th normal one.
+    first_window = math.ceil(anomaly.window * anomaly.learn_every * 7 / 6)
+    names = s.features or ["a", "b"]
+    rng = np.random.default_rng(0)
+    values = [
+        orjson.dumps({
+            s.id_field: f"warm-up-{i}", s.ts_field: float(i), s.label_field: int(i % 7 == 0),
+            **{name: round(float(x), 6) for name, x in zip(names, rng.normal(size=len(names)))},
+        })  # fmt: skip
+        for i in range(max(2 * micro_batch, min(first_window + 2 * micro_batch, 5_000)))
+    ]
+    ports = Ports(MemorySource(values), NullSink(), MemoryDeadLetters())
+    Runner(Pipeline(settings), make_decoder(settings), ports, None, CommitPolicy(1 << 62, math.inf)).run(threading.Event())
 
 
 def make_decoder(settings: Settings) -> Decoder:

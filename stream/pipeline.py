@@ -432,20 +432,6 @@ def learn_columns(steps: list[Step]) -> tuple[list[str], np.ndarray, np.ndarray,
     )  # fmt: skip
 
 
-def warm_up(settings: Settings) -> None:
-    """Load every compiled kernel on a throwaway pipeline and stream, so that a run's first events
-    do not pay for it (the first kernel call of a process loads numba, about a second)."""
-    pipeline = Pipeline(settings)
-    names = settings.input.features or ["a", "b"]
-    rng = np.random.default_rng(0)
-    events = [
-        Event(f"warm-up-{i}", float(i), dict(zip(names, rng.normal(size=len(names)).tolist())), int(i % 7 == 0))
-        for i in range(2 * settings.model.micro_batch)
-    ]
-    pipeline.process_many(events)
-    pipeline.end_micro_batch()
-
-
 class History:
     """Rolling quality over the stream, for the end-of-run plot; thinned to stay bounded."""
 

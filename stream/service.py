@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stream.app import RunResult, make_decoder, make_metrics, stop_on_signals
+from stream.app import RunResult, make_decoder, make_metrics, stop_on_signals, warm_up
 from stream.checkpoint import Checkpointer, CheckpointError
 from stream.config import Settings, checkpoint_key
 from stream.loop import CommitPolicy, Ports, Runner, StopSignal
-from stream.pipeline import Pipeline, warm_up
+from stream.pipeline import Pipeline
 from stream.positions import PositionStore
 
 if TYPE_CHECKING:
