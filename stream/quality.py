@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from stream.threshold import Ring
 
@@ -158,11 +159,9 @@ class Prequential:
 
     def observe_many(self, ys: np.ndarray, ps: np.ndarray, alerts: np.ndarray) -> None:
         """Labels ``ys`` of events served scores ``ps`` and ``alerts``, in order."""
-        np.add.at(self.hist, (ys, np.minimum((ps * BINS).astype(np.int64), BINS - 1)), 1)
-        pos, alerts = ys == 1, alerts.astype(bool)
+        tp, fp, tn, fn = count_labelled(self.hist, ys, ps, alerts)
         c = self.confusion
-        c.tp, c.fn = c.tp + int(np.sum(pos & alerts)), c.fn + int(np.sum(pos & ~alerts))
-        c.fp, c.tn = c.fp + int(np.sum(~pos & alerts)), c.tn + int(np.sum(~pos & ~alerts))
+        c.tp, c.fp, c.tn, c.fn = c.tp + tp, c.fp + fp, c.tn + tn, c.fn + fn
         self.recent.push_many(ps, ys)
         self.recent_alerts.push_many(alerts.astype(np.float64), ys)
         self.n += ys.shape[0]
@@ -191,6 +190,19 @@ class Prequential:
         out = {"pr_auc": average_precision(scores, labels.astype(np.int64))}
         out.update(conf.rates())
         return out
+
+
+@njit(cache=True)
+def count_labelled(hist: np.ndarray, ys: np.ndarray, ps: np.ndarray, alerts: np.ndarray) -> tuple[int, int, int, int]:
+    """Each labelled score into its class's histogram; the run's (tp, fp, tn, fn) of the alerts."""
+    tp = fp = tn = fn = 0
+    for i in range(ys.shape[0]):
+        hist[ys[i], min(int(ps[i] * BINS), BINS - 1)] += 1
+        if ys[i] == 1:
+            tp, fn = (tp + 1, fn) if alerts[i] else (tp, fn + 1)
+        else:
+            fp, tn = (fp + 1, tn) if alerts[i] else (fp, tn + 1)
+    return tp, fp, tn, fn
 
 
 def _hist_roc(pos: np.ndarray, neg: np.ndarray) -> float:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.quality import Confusion, Prequential, average_precision, recall_at_budget, roc_auc
+from stream.quality import BINS, Confusion, Prequential, average_precision, recall_at_budget, roc_auc
 
 
 def brute_ap(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -42,6 +42,22 @@ def test_histogram_whole_run_metrics_are_close_to_exact() -> None:
     assert summary["recall_at_budget"] == pytest.approx(recall_at_budget(scores, labels, 0.01), abs=0.02)
     tail = slice(-1000, None)
     assert run.rolling()["pr_auc"] == pytest.approx(average_precision(scores[tail], labels[tail]))
+
+
+def test_runs_of_any_length_count_as_the_whole_run_at_once() -> None:
+    rng = np.random.default_rng(2)
+    labels = (rng.random(5_000) < 0.05).astype(np.int64)
+    scores = np.r_[0.0, 1.0, rng.random(4_998)]  # the two ends: the first and the last bin
+    alerts = scores > 0.8
+    run, start = Prequential(window=700, budget=0.01), 0
+    while start < 5_000:
+        end = start + int(rng.integers(0, 90))
+        run.observe_many(labels[start:end], scores[start:end], alerts[start:end])
+        start = end
+    assert run.confusion == Confusion.of(labels, alerts) and run.n == 5_000
+    bins = np.minimum((scores * BINS).astype(np.int64), BINS - 1)
+    assert np.array_equal(run.hist, np.stack([np.bincount(bins[labels == c], minlength=BINS) for c in (0, 1)]))
+    assert np.array_equal(run.recent.filled()[0][np.arange(4_300, 5_000) % 700], scores[-700:])  # the last window
 
 
 def test_confusion_rates() -> None:
