@@ -20,6 +20,8 @@ fixed guess while labels are late or missing).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -132,6 +134,87 @@ def replace_sorted(ranked: np.ndarray, gone: np.ndarray, new: np.ndarray, out: n
         k += 1
 
 
+class TopScores:
+    """The highest scores of a ring buffer's window, sorted, brought up to date when asked: every
+    score in the window at or above ``floor``, and no other (what the budget rule's cut needs).
+
+    A budget of 1% cuts at the 200th of 20,000 scores, so about ``4 k`` of them are kept: the ring's
+    writes since the last ask enter, and the scores they overwrote leave, only where at or above
+    the floor (an insertion into a short sorted array, not a merge of the whole window). When too
+    many leave, the highest are picked from the whole window afresh; when too many enter, the floor
+    rises. Not saved in a checkpoint: the first ask after a restore picks afresh.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._reset()
+
+    def _reset(self) -> None:
+        self.shadow = np.zeros(self.size)  # the ring as of the last ask
+        self.top = np.zeros(0)  # sorted in top[:kept], room after it
+        self.kept = 0
+        self.floor = math.inf
+        self.synced = -1  # nothing picked yet
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"size": self.size}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.size = state["size"]  # type: ignore[assignment]
+        self._reset()
+
+    def cut(self, values: np.ndarray, filled: int, budget: float) -> tuple[float, float]:
+        """``budget_cut`` of ``values[:min(filled, size)]`` (``filled``: writes so far)."""
+        n = min(filled, self.size)
+        k = max(1, round(budget * n))
+        if self.synced < 0 or not self.synced <= filled < self.synced + self.size:  # new or all rewritten
+            self._pick(values[:n], k)
+        elif filled > self.synced:
+            writes = np.arange(self.synced, filled)
+            slots = writes % self.size
+            gone, new = self.shadow[slots[writes >= self.size]], values[slots]
+            self.shadow[slots] = new
+            if self.top.shape[0] < self.kept + new.shape[0]:
+                self.top = np.concatenate([self.top, np.zeros(self.kept + new.shape[0])])
+            self.kept = replace_above(self.top, self.kept, self.floor, gone, new)
+            if self.kept < k:  # too many of the highest left: pick afresh
+                self._pick(values[:n], k)
+            elif self.kept > 8 * k + 64:  # keep it short: the floor rises
+                self.floor = float(self.top[self.kept - 4 * k])
+                low = int(np.searchsorted(self.top[: self.kept], self.floor, side="left"))
+                self.top[: self.kept - low] = self.top[low : self.kept]
+                self.kept -= low
+        self.synced = filled
+        return budget_cut(self.top[: self.kept], n, budget)
+
+    def _pick(self, values: np.ndarray, k: int) -> None:
+        n = values.shape[0]
+        self.shadow[:n] = values
+        keep = min(n, 4 * k)
+        self.floor = float(np.partition(values, n - keep)[n - keep]) if keep < n else -math.inf
+        self.top = np.sort(values[values >= self.floor])
+        self.kept = self.top.shape[0]
+
+
+@njit(cache=True)
+def replace_above(top: np.ndarray, kept: int, floor: float, gone: np.ndarray, new: np.ndarray) -> int:
+    """Sorted ``top[:kept]`` without the ``gone`` scores and with the ``new`` ones, each only if at
+    or above ``floor`` (each gone one is in it then); returns the new count. ``top`` has the room."""
+    for g in gone:
+        if g >= floor:
+            kept -= 1
+            for j in range(np.searchsorted(top[: kept + 1], g), kept):
+                top[j] = top[j + 1]
+    for v in new:
+        if v >= floor:
+            at = np.searchsorted(top[:kept], v)
+            for j in range(kept, at, -1):
+                top[j] = top[j - 1]
+            top[at] = v
+            kept += 1
+    return kept
+
+
 @njit(cache=True)
 def budget_alerts(
     ps: np.ndarray, cut: float, tie_share: float, credit: float, flags: np.ndarray, filled: int, bound: float,
@@ -163,18 +246,21 @@ def budget_alerts(
     return credit, alerted, withheld
 
 
-def budget_cut(ranked: np.ndarray, budget: float) -> tuple[float, float]:
-    """The k-th highest of the sorted ``ranked`` (k: the ``budget`` share of them), and the share of
-    the scores equal to it that completes k alerts (0 when it is 0: no evidence never alerts).
+def budget_cut(top: np.ndarray, n: int, budget: float) -> tuple[float, float]:
+    """The k-th highest of ``n`` scores (k: the ``budget`` share of them), and the share of the
+    scores equal to it that completes k alerts (0 when it is 0: no evidence never alerts).
+    ``top``: their highest, sorted: all those at or above some value, at least k of them.
 
-    >>> budget_cut(np.array([0.1, 0.2, 0.3, 0.9, 0.9, 0.9, 0.9, 1.0, 1.0, 1.0]), 0.4)
+    >>> budget_cut(np.array([0.1, 0.2, 0.3, 0.9, 0.9, 0.9, 0.9, 1.0, 1.0, 1.0]), 10, 0.4)
+    (0.9, 0.25)
+    >>> budget_cut(np.array([0.9, 0.9, 0.9, 0.9, 1.0, 1.0, 1.0]), 10, 0.4)
     (0.9, 0.25)
     """
-    n = ranked.shape[0]
+    m = top.shape[0]
     k = max(1, round(budget * n))
-    cut = float(ranked[n - k])
-    above = n - int(np.searchsorted(ranked, cut, side="right"))
-    equal = n - above - int(np.searchsorted(ranked, cut, side="left"))
+    cut = float(top[m - k])
+    above = m - int(np.searchsorted(top, cut, side="right"))
+    equal = m - above - int(np.searchsorted(top, cut, side="left"))
     return cut, (k - above) / equal if cut > 0.0 else 0.0
 
 
@@ -214,11 +300,17 @@ class Threshold:
         self.settings = settings
         self.value = settings.initial
         self.scores = Ring(settings.window)
-        self.ranked = Ranked(1, settings.window)  # the budget window's scores, sorted
+        self.top = TopScores(settings.window)  # the budget window's highest scores, sorted
         self.labelled = Ring(settings.window)
         self.since_scores = 0  # scores since the budget cut was worked out
         self.since_labels = 0  # labels since the G-mean cut was
         self.gmean_ready = False  # a G-mean cut exists (gmean mode decides by it from then on)
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        if "ranked" in state:  # saved with the whole window sorted (Ranked): its highest now, picked afresh
+            del state["ranked"]
+            state["top"] = TopScores(state["settings"].window)  # type: ignore[attr-defined]
+        self.__dict__.update(state)
 
     @property
     def by_budget(self) -> bool:
@@ -244,8 +336,7 @@ class Threshold:
             self.since_scores += end - start
             if self.since_scores >= self.settings.refresh_every:
                 self.since_scores = 0
-                ranked = self.ranked.update(self.scores.values[None, :], self.scores.n)[0]
-                self.value, self.tie_share = budget_cut(ranked, self.settings.alert_budget)
+                self.value, self.tie_share = self.top.cut(self.scores.values, self.scores.n, self.settings.alert_budget)
             start = end
         return cuts, alerts
 

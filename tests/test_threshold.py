@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from stream.config import ThresholdSettings
-from stream.threshold import Ranked, Threshold, best_gmean_threshold, budget_cut, ring_write
+from stream.threshold import Ranked, Threshold, TopScores, best_gmean_threshold, budget_cut, ring_write
 
 
 def test_budget_mode_alerts_on_the_top_share() -> None:
@@ -86,13 +86,51 @@ def test_budget_cut_is_the_kth_highest_with_the_tie_share_that_completes_k() -> 
     for _ in range(300):
         ranked = np.sort(np.round(rng.random(int(rng.integers(1, 400))), 1))  # ties
         budget = float(rng.choice([0.01, 0.05, 0.3]))
-        cut, share = budget_cut(ranked, budget)
+        cut, share = budget_cut(ranked, ranked.shape[0], budget)
         k = max(1, round(budget * ranked.shape[0]))
         assert cut == ranked[-k]
         if cut > 0:
             assert np.sum(ranked > cut) + share * np.sum(ranked == cut) == pytest.approx(k)
         else:
             assert share == 0.0
+
+
+def test_the_highest_scores_cut_as_the_whole_window_sorted_however_the_ring_was_written() -> None:
+    rng = np.random.default_rng(4)
+    for trial in range(150):
+        size = int(rng.integers(1, 300))
+        budget = float(rng.choice([0.005, 0.01, 0.05, 0.3, 1.0]))
+        values, labels = np.zeros((1, size)), np.zeros(size, dtype=np.int64)
+        top, filled = TopScores(size), 0
+        drift = 0.0
+        for _ in range(30):
+            n = int(rng.integers(0, size // 3 + 2)) if rng.random() < 0.9 else int(rng.integers(size, 2 * size + 1))
+            drift += float(rng.normal(0.0, 0.3))  # the scores' level wanders: the highest leave, or crowd in
+            scores = np.round(np.clip(rng.random(n) + drift, 0.0, 1.0), int(rng.choice([1, 3])))  # ties, zeros
+            filled = ring_write(values, labels, filled, scores[None, :], np.zeros(n, dtype=np.int64))
+            if filled and rng.random() < 0.7:
+                m = min(filled, size)
+                assert top.cut(values[0], filled, budget) == budget_cut(np.sort(values[0, :m]), m, budget), trial
+        if filled:
+            restored = pickle.loads(pickle.dumps(top))  # not saved: picked afresh at the next ask
+            m = min(filled, size)
+            assert restored.cut(values[0], filled, budget) == budget_cut(np.sort(values[0, :m]), m, budget)
+
+
+def test_a_threshold_saved_with_the_whole_window_sorted_loads_and_cuts_alike() -> None:
+    settings = ThresholdSettings(alert_budget=0.02, window=500, refresh_every=40)
+    threshold = Threshold(settings)
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        threshold.judge(rng.random(64))
+    state = pickle.loads(pickle.dumps(threshold)).__dict__
+    del state["top"]
+    state["ranked"] = Ranked(1, 500)  # what builds before TopScores saved
+    old = Threshold.__new__(Threshold)
+    old.__setstate__(state)
+    for _ in range(30):
+        scores = rng.random(64)
+        assert [a.tolist() for a in old.judge(scores)] == [a.tolist() for a in threshold.judge(scores)]
 
 
 def test_gmean_mode_finds_the_separating_cut() -> None:
