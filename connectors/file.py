@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -181,7 +182,7 @@ class FileSink(_AppendFile):
     def write(self, scored: Scored) -> None:
         self.write_line(encode_scored(scored))
 
-    def write_many(self, scored: list[Scored]) -> None:
+    def write_many(self, scored: Sequence[Scored]) -> None:
         self.file.write(encode_scored_lines(scored))
 
 
@@ -202,7 +203,7 @@ class NullSink:
     def write(self, scored: Scored) -> None:
         pass
 
-    def write_many(self, scored: list[Scored]) -> None:
+    def write_many(self, scored: Sequence[Scored]) -> None:
         pass
 
     def flush(self) -> None:

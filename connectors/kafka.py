@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -572,7 +572,7 @@ class _Scores(_Topic):
         headers = [("model_version", str(scored.model_version).encode())]
         self.outputs.send(self.outputs.k.scores_topic, encode_scored(scored), scored.id.encode(), headers)
 
-    def write_many(self, scored: list[Scored]) -> None:
+    def write_many(self, scored: Sequence[Scored]) -> None:
         for one in scored:
             self.write(one)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from stream.events import Record, Scored
 from stream.protocols import Offsets
 
@@ -45,8 +47,8 @@ class MemorySink:
     def write(self, scored: Scored) -> None:
         self.written.append(scored)
 
-    def write_many(self, scored: list[Scored]) -> None:
-        self.written += scored
+    def write_many(self, scored: Sequence[Scored]) -> None:
+        self.written += list(scored)
 
     def flush(self) -> None:
         self.durable = list(self.written)

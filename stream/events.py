@@ -8,11 +8,12 @@ letters and goes on.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from operator import itemgetter
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import orjson
@@ -93,6 +94,43 @@ class Scored:
     alert: bool
     threshold: float
     model_version: int
+
+
+@dataclass(slots=True)
+class ScoredBlock(Sequence[Scored]):
+    """The ``Scored`` records of a run of events as columns: the run's outputs are encoded from
+    them, and a ``Scored`` object exists only where one is asked for."""
+
+    ids: list[str] = field(default_factory=list)
+    ts: list[float] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    anomalies: list[float] = field(default_factory=list)
+    alerts: list[bool] = field(default_factory=list)
+    thresholds: list[float] = field(default_factory=list)
+    model_version: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, i: int) -> Scored: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Scored]: ...
+
+    def __getitem__(self, i: int | slice) -> Scored | list[Scored]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        v = self.model_version
+        return Scored(self.ids[i], self.ts[i], self.scores[i], self.anomalies[i], self.alerts[i], self.thresholds[i], v)
+
+    def objects(self) -> list[dict[str, Any]]:
+        """Each record as the dict ``encode_scored`` writes."""
+        v = self.model_version
+        return [
+            {"id": i, "ts": t, "score": p, "anomaly": a, "alert": alert, "threshold": cut, "model_version": v}
+            for i, t, p, a, alert, cut in zip(self.ids, self.ts, self.scores, self.anomalies, self.alerts, self.thresholds)
+        ]  # fmt: skip
 
 
 class BadRecord(Exception):
@@ -441,11 +479,11 @@ def encode_scored(scored: Scored) -> bytes:
     return orjson.dumps(_scored_object(scored))
 
 
-def encode_scored_lines(scored: list[Scored]) -> bytes:
+def encode_scored_lines(scored: Sequence[Scored]) -> bytes:
     """``encode_scored`` of each, a line each ("\\n" after each), in one encoder call: the objects
     are encoded as one JSON array whose separators become line ends. ``},{"id":`` can only be a
     separator: inside a JSON string its quotes would be escaped."""
     if not scored:
         return b""
-    array = orjson.dumps([_scored_object(s) for s in scored])
+    array = orjson.dumps(scored.objects() if isinstance(scored, ScoredBlock) else [_scored_object(s) for s in scored])
     return array[1:-1].replace(b'},{"id":', b'}\n{"id":') + b"\n"

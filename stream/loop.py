@@ -197,8 +197,8 @@ class Runner:
                 if bad is not None:
                     self.dead_letter(records[record], bad)
             if self.gate is not None:
-                for k, scored in zip(at[done:end], results):
-                    self.gate.saw_event(records[k].partition, scored.ts)
+                for k, ts in zip(at[done:end], results.ts):
+                    self.gate.saw_event(records[k].partition, ts)
                 self.gate.release()
             done, taken = end, last + 1
         return taken

@@ -15,7 +15,7 @@ import numpy as np
 
 from stream.anomaly import AnomalyScorer
 from stream.config import Settings
-from stream.events import REASONS, BadRecord, Event, EventBlock, Label, Scored
+from stream.events import REASONS, BadRecord, Event, EventBlock, Label, Scored, ScoredBlock
 from stream.features import FeatureSpace
 from stream.labels import LabelJoin, Pending, RecentIds
 from stream.selection import ModelSet
@@ -150,19 +150,19 @@ class Pipeline:
         self, labels: Sequence[tuple[int, Label]], ids: list[str], ts: list[float | None], ys: list[int | None],
         rows: np.ndarray, served: np.ndarray, candidates: np.ndarray, alerts: np.ndarray, anomalies: np.ndarray,
         cuts: np.ndarray,
-    ) -> tuple[list[Scored], list[BadRecord | None]]:  # fmt: skip
+    ) -> tuple[ScoredBlock, list[BadRecord | None]]:  # fmt: skip
         """``_take`` of scored events with ``labels`` among them (each after the number of events it
         says, in order): a label keeps its place, the events before it are held or learned first.
         Returns the events' score records and each label's result."""
-        scored: list[Scored] = []
+        scored = ScoredBlock(model_version=self.model.version)  # learning waits for the micro-batch's end
         label_results: list[BadRecord | None] = []
         done = 0
         for position, label in [*labels, (len(ids), None)]:
             if position > done:
                 part = slice(done, position)
-                scored += self._take(
+                self._take(
                     ids[part], ts[part], ys[part], rows[part], served[part], candidates[:, part], alerts[part],
-                    anomalies[part], cuts[part],
+                    anomalies[part], cuts[part], scored,
                 )  # fmt: skip
                 done = position
             if label is not None:
@@ -192,7 +192,7 @@ class Pipeline:
 
     def process_block(
         self, block: EventBlock, labels: Sequence[tuple[int, Label]] = ()
-    ) -> tuple[list[Scored], list[BadRecord | None]] | None:
+    ) -> tuple[ScoredBlock, list[BadRecord | None]] | None:
         """``process_part`` of a block of plain events (at most ``room``) and of ``labels`` among
         them (each after the number of the block's events it says, in order): the same results and
         state, with no object per event but its score. Returns the score records and each label's
@@ -219,15 +219,15 @@ class Pipeline:
 
     def _take(
         self, ids: list[str], ts: list[float | None], ys: list[int | None], rows: np.ndarray, served: np.ndarray,
-        candidates: np.ndarray, alerts: np.ndarray, anomalies: np.ndarray, cuts: np.ndarray,
-    ) -> list[Scored]:  # fmt: skip
-        """Hold or learn scored events, in order; their score records."""
-        times = self._hold_or_learn(ids, ts, ys, rows, served, candidates, alerts)
-        version = self.model.version
-        return [
-            Scored(event_id, t, p, anomaly, alert, cut, version)
-            for event_id, t, p, anomaly, alert, cut in zip(ids, times, served.tolist(), anomalies.tolist(), alerts.tolist(), cuts.tolist())
-        ]  # fmt: skip
+        candidates: np.ndarray, alerts: np.ndarray, anomalies: np.ndarray, cuts: np.ndarray, out: ScoredBlock,
+    ) -> None:  # fmt: skip
+        """Hold or learn scored events, in order; their score records join ``out``."""
+        out.ts += self._hold_or_learn(ids, ts, ys, rows, served, candidates, alerts)
+        out.ids += ids
+        out.scores += served.tolist()
+        out.anomalies += anomalies.tolist()
+        out.alerts += alerts.tolist()
+        out.thresholds += cuts.tolist()
 
     def _hold_or_learn(
         self, ids: list[str], ts: list[float | None], ys: list[int | None], rows: np.ndarray, served: np.ndarray,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from stream.events import Record, Scored
@@ -49,7 +50,7 @@ class Sink(Protocol):
 
     def write(self, scored: Scored) -> None: ...
 
-    def write_many(self, scored: list[Scored]) -> None:
+    def write_many(self, scored: Sequence[Scored]) -> None:
         """``write`` of each, in order."""
         ...
 
