@@ -21,7 +21,8 @@ Layout, for T trees, M = 2 * capacity nodes, L = capacity leaves, D features:
   Gaussians of log(sqrt(2 pi var)) (naive Bayes' normalisers), and log(class-0 / class-1 weight):
   scoring takes no logarithm;
 - ``gauss[T, L, 2, 6, D]``: per class, field by field over the features: weight, mean, M2, min,
-  max, 1 / (2 var) (a field's values side by side: naive Bayes reads two rows, not every field);
+  max, 1 / (2 var) (a field's values side by side: naive Bayes reads two rows, not every field;
+  1 / (2 var) and the normalisers of a leaf that holds one class wait until it holds both);
 - ``masks[T, L, D]``: 1 where the leaf uses the feature;
 - ``sizes[T, 2]``: nodes and leaves in use.
 """
@@ -326,18 +327,23 @@ def _naive_bayes_right(leaves: np.ndarray, gauss: np.ndarray, t: int, s: int, z:
 
 @njit(cache=True, inline="always")
 def _observe(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: int, s: int, z: np.ndarray, y: int, w: float) -> None:
-    """Fold one event into the leaf: naive-Bayes-adaptive bookkeeping, class weight, Gaussians."""
+    """Fold one event into the leaf: naive-Bayes-adaptive bookkeeping, class weight, Gaussians.
+
+    Naive Bayes reads a class's cached 1 / (2 var) and normaliser only at a leaf that holds both
+    classes, so while the leaf holds only class ``y`` they wait (most leaves of a rare class's
+    stream hold only the majority): the first event of the other class settles them, from the
+    same moments, to the same values."""
     c0, c1 = leaves[t, s, C0], leaves[t, s, C1]
     majority = 1 if c1 > c0 else 0
     if c0 + c1 <= 0.0 or majority == y:
         leaves[t, s, MC_OK] += w
     if c0 + c1 > 0.0 and _naive_bayes_right(leaves, gauss, t, s, z, y):
         leaves[t, s, NB_OK] += w
+    other_held = leaves[t, s, C0 + 1 - y] > 0.0
+    if other_held and leaves[t, s, C0 + y] <= 0.0:  # the other class's caches waited for this one
+        _settle(leaves, gauss, masks, t, s, 1 - y)
     leaves[t, s, C0 + y] += w
     leaves[t, s, LOG_ODDS] = _log_odds(leaves[t, s, C0], leaves[t, s, C1])
-    # The class's normaliser sum: log of the product of its variances, the product kept as a
-    # mantissa and a power of two (one logarithm per update, not one per feature; no overflow).
-    mantissa, power, counted = 1.0, 0, 0
     for d in range(z.shape[0]):
         if masks[t, s, d] == 0:
             continue
@@ -346,22 +352,35 @@ def _observe(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: int, s
         delta = z[d] - gauss[t, s, y, GMEAN, d]
         mean = gauss[t, s, y, GMEAN, d] + w * delta / weight
         gauss[t, s, y, GMEAN, d] = mean
-        m2 = gauss[t, s, y, GM2, d] + w * delta * (z[d] - mean)
-        gauss[t, s, y, GM2, d] = m2
+        gauss[t, s, y, GM2, d] = gauss[t, s, y, GM2, d] + w * delta * (z[d] - mean)
         gauss[t, s, y, GMIN, d] = min(gauss[t, s, y, GMIN, d], z[d])
         gauss[t, s, y, GMAX, d] = max(gauss[t, s, y, GMAX, d], z[d])
-        var = m2 / (weight - 1.0) if weight > 1.0 else 0.0  # _variance
+    if other_held:
+        _settle(leaves, gauss, masks, t, s, y)
+
+
+@njit(cache=True, inline="always")
+def _settle(leaves: np.ndarray, gauss: np.ndarray, masks: np.ndarray, t: int, s: int, c: int) -> None:
+    """Class ``c``'s naive-Bayes caches from its moments: each feature's 1 / (2 var), and the sum
+    of log(sqrt(2 pi var)), a logarithm of the product of the variances kept as a mantissa and a
+    power of two (one logarithm, not one per feature; no overflow)."""
+    mantissa, power, counted = 1.0, 0, 0
+    for d in range(masks.shape[2]):
+        if masks[t, s, d] == 0:
+            continue
+        weight = gauss[t, s, c, GW, d]
+        var = gauss[t, s, c, GM2, d] / (weight - 1.0) if weight > 1.0 else 0.0  # _variance
         if var > 0.0:
-            gauss[t, s, y, GHALF_PRECISION, d] = 0.5 / var
+            gauss[t, s, c, GHALF_PRECISION, d] = 0.5 / var
             m, e = _frexp(var)
             mantissa, power, counted = mantissa * m, power + e, counted + 1
             if mantissa < 1e-200:
                 m, e = math.frexp(mantissa)
                 mantissa, power = m, power + e
         else:
-            gauss[t, s, y, GHALF_PRECISION, d] = 0.0
+            gauss[t, s, c, GHALF_PRECISION, d] = 0.0
     log_product = math.log(mantissa) + power * _LN2
-    leaves[t, s, LOG_NORM0 + y] = counted * _HALF_LOG_TAU + 0.5 * log_product if counted else 0.0
+    leaves[t, s, LOG_NORM0 + c] = counted * _HALF_LOG_TAU + 0.5 * log_product if counted else 0.0
 
 
 @njit(cache=True)

@@ -10,7 +10,7 @@ import pytest
 import river.tree
 
 from stream.quality import average_precision
-from stream.trees import GMAX, GMIN, GW, HoeffdingForest, best_split
+from stream.trees import GMAX, GMIN, GW, HoeffdingForest, _settle, best_split
 
 
 def corner_stream(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -19,6 +19,14 @@ def corner_stream(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     z = rng.normal(size=(n, 4))
     y = (z[:, 0] > 0.9) & (z[:, 1] > 0.5)
     return z, y.astype(np.int64)
+
+
+def settle_all(forest: HoeffdingForest) -> None:
+    """Work out every leaf's naive-Bayes caches (a one-class leaf leaves them for later)."""
+    for t in range(forest.n_trees):
+        for s in range(int(forest.sizes[t, 1])):
+            for c in (0, 1):
+                _settle(forest.leaves, forest.gauss, forest.masks, t, s, c)
 
 
 def reference_gain(gauss: np.ndarray, d: int, cut: float) -> float:
@@ -183,6 +191,7 @@ def test_a_forest_saved_with_per_gaussian_normalisers_loads_and_goes_on_alike() 
     old = HoeffdingForest.__new__(HoeffdingForest)
     old.__setstate__(pickle.loads(pickle.dumps(state)))
     assert old.leaves.shape == forest.leaves.shape and old.gauss.shape == forest.gauss.shape
+    settle_all(forest)  # format 4 kept every normaliser worked out
     np.testing.assert_allclose(old.leaves, forest.leaves, rtol=1e-12, atol=1e-12)
     for f in (forest, old):
         f.learn_many(z[4000:5000], y[4000:5000], np.ones(1000))
@@ -205,3 +214,22 @@ def test_frexp_from_the_bits_is_libms() -> None:
     values = [*rng.lognormal(0.0, 60.0, 20_000).tolist(), 5e-324, 1e-310, 0.0, 0.5, 1.0, 3.0, 2.0**1023, math.inf]
     for v in values:
         assert _frexp(v) == math.frexp(v), v
+
+
+def test_naive_bayes_caches_that_wait_at_one_class_leaves_never_show() -> None:
+    """A leaf holding one class keeps its Gaussians' 1 / (2 var) and normaliser for later; a forest
+    whose caches are all worked out after every batch (as they were eagerly) scores alike, and its
+    arrays are those of the lazy one once that one's are worked out too."""
+    rng = np.random.default_rng(8)
+    z = rng.normal(size=(6_000, 5))
+    y = ((z[:, 0] > 1.6) & (z[:, 1] > 0.0) | (rng.random(6_000) < 0.003)).astype(np.int64)  # about 3%
+    lazy, eager = (HoeffdingForest(6, grace_period=60, subspace=3, seed=2) for _ in range(2))
+    for start in range(0, 6_000, 200):
+        part = slice(start, start + 200)
+        assert np.array_equal(lazy.proba_many(z[part]), eager.proba_many(z[part]))
+        for forest in (lazy, eager):
+            forest.learn_many(z[part], y[part], np.where(y[part] == 1, 5.0, 1.0))
+        settle_all(eager)
+    assert lazy.n_leaves > 6 * 4
+    settle_all(lazy)
+    assert np.array_equal(lazy.leaves, eager.leaves) and np.array_equal(lazy.gauss, eager.gauss)
