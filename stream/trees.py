@@ -532,10 +532,9 @@ class HoeffdingForest:
                 self.nodes, self.thresholds, self.leaves, self.gauss, self.masks, self.sizes, zs, ys, weights,
                 self.params, self.leaf_features, self.seed, full, done,
             )  # fmt: skip
-            if self.sizes[:, 1].max() >= self.capacity and self.capacity < self.max_leaves:
-                self._grow(min(2 * self.capacity, self.max_leaves))
-            elif least == n:
+            if least == n:  # a tree that just filled its arrays grows them when it next needs room
                 return
+            self._grow(min(2 * self.capacity, self.max_leaves))  # some tree stopped at the capacity
 
     def _bagging_weights(self, ws: np.ndarray) -> np.ndarray:
         """Each row's weight in each tree: ``ws[i]`` x Poisson(rate) (bagging) or ``ws[i]``.
