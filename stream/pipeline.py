@@ -31,14 +31,28 @@ LearnHook = Callable[[str, int], None]
 @dataclass(slots=True)
 class LearnRun:
     """Labelled events of a block, in order, waiting for their micro-batch's end: what their
-    ``Pending`` entries would hold, as columns."""
+    ``Pending`` entries would hold, as columns. The columns are the whole block's (its runs share
+    them: a micro-batch's runs are gathered in one indexing); ``index`` picks the run's events
+    (None: all of them)."""
 
     ids: list[str]
     rows: np.ndarray
-    ys: list[int]
+    ys: list[int | None]
     served: np.ndarray
     alerts: np.ndarray
     candidates: np.ndarray  # candidates x events
+    index: range | list[int] | None = None
+
+    def __getstate__(self) -> list[Any]:
+        return [self.ids, self.rows, self.ys, self.served, self.alerts, self.candidates, self.index]
+
+    def __setstate__(self, state: list[Any]) -> None:
+        # Saved before runs shared their block's columns: six fields, the run's own (index None).
+        self.ids, self.rows, self.ys, self.served, self.alerts, self.candidates, self.index = [*state, None][:7]
+
+    def of(self, index: range | list[int]) -> LearnRun:
+        """The run of these events of the block."""
+        return LearnRun(self.ids, self.rows, self.ys, self.served, self.alerts, self.candidates, index)
 
 
 # One learning step or a run of them, in the order they were learned.
@@ -155,15 +169,12 @@ class Pipeline:
         says, in order): a label keeps its place, the events before it are held or learned first.
         Returns the events' score records and each label's result."""
         scored = ScoredBlock(model_version=self.model.version)  # learning waits for the micro-batch's end
+        columns = LearnRun(ids, rows, ys, served, alerts, candidates)
         label_results: list[BadRecord | None] = []
         done = 0
         for position, label in [*labels, (len(ids), None)]:
             if position > done:
-                part = slice(done, position)
-                self._take(
-                    ids[part], ts[part], ys[part], rows[part], served[part], candidates[:, part], alerts[part],
-                    anomalies[part], cuts[part], scored,
-                )  # fmt: skip
+                self._take(columns, done, position, ts[done:position], anomalies[done:position], cuts[done:position], scored)
                 done = position
             if label is not None:
                 label_results.append(self._label(label))
@@ -218,56 +229,53 @@ class Pipeline:
         return scored, label_results
 
     def _take(
-        self, ids: list[str], ts: list[float | None], ys: list[int | None], rows: np.ndarray, served: np.ndarray,
-        candidates: np.ndarray, alerts: np.ndarray, anomalies: np.ndarray, cuts: np.ndarray, out: ScoredBlock,
+        self, columns: LearnRun, start: int, end: int, ts: list[float | None], anomalies: np.ndarray, cuts: np.ndarray,
+        out: ScoredBlock,
     ) -> None:  # fmt: skip
-        """Hold or learn scored events, in order; their score records join ``out``."""
-        out.ts += self._hold_or_learn(ids, ts, ys, rows, served, candidates, alerts)
-        out.ids += ids
-        out.scores += served.tolist()
+        """Hold or learn scored events ``start`` to ``end`` of ``columns``, in order (``ts``,
+        ``anomalies``, ``cuts``: theirs); their score records join ``out``."""
+        out.ts += self._hold_or_learn(columns, start, end, ts)
+        out.ids += columns.ids[start:end]
+        out.scores += columns.served[start:end].tolist()
         out.anomalies += anomalies.tolist()
-        out.alerts += alerts.tolist()
+        out.alerts += columns.alerts[start:end].tolist()
         out.thresholds += cuts.tolist()
 
-    def _hold_or_learn(
-        self, ids: list[str], ts: list[float | None], ys: list[int | None], rows: np.ndarray, served: np.ndarray,
-        candidates: np.ndarray, alerts: np.ndarray,
-    ) -> list[float]:  # fmt: skip
+    def _hold_or_learn(self, columns: LearnRun, start: int, end: int, ts: list[float | None]) -> list[float]:
         """Each event, in order: an unlabelled one waits in the label store, a labelled one's learning
         step waits for the micro-batch's end (test-then-train). Returns their times (a missing one
         is the latest seen)."""
-        if not self.labels.pending and None not in ys and None not in ts:
+        ys = columns.ys
+        if not self.labels.pending and None not in ts and None not in ys[start:end]:
             # Every event labelled and timed, no label store to expire: they learn as one run.
             timed = cast(list[float], ts)
             self.last_ts = max(self.last_ts, *timed)
-            self.unlearned.append(LearnRun(ids, rows, cast(list[int], ys), served, alerts, candidates))
+            self.unlearned.append(columns.of(range(start, end)))
             return timed
         times: list[float] = []
         run: list[int] = []  # labelled events since the last other learning step
-        for i, (event_id, t, y) in enumerate(zip(ids, ts, ys)):
+        for i, t in zip(range(start, end), ts):
             t = self.last_ts if t is None else t
             self.last_ts = max(self.last_ts, t)
             times.append(t)
+            y = ys[i]
             gone = self.labels.expire(t) if y is not None and self.labels.pending else []
             if y is None:
-                gone = self.labels.hold(Pending(event_id, t, rows[i], float(served[i]), bool(alerts[i]), candidates[:, i]))
+                pending = Pending(
+                    columns.ids[i], t, columns.rows[i], float(columns.served[i]), bool(columns.alerts[i]),
+                    columns.candidates[:, i],
+                )  # fmt: skip
+                gone = self.labels.hold(pending)
             if gone:  # expired events may learn (as negatives): after the run so far
-                self._learn_run(ids, ys, run, rows, served, candidates, alerts)
+                if run:
+                    self.unlearned.append(columns.of(run))
                 run = []
                 self._expired(gone)
             if y is not None:
                 run.append(i)
-        self._learn_run(ids, ys, run, rows, served, candidates, alerts)
-        return times
-
-    def _learn_run(
-        self, ids: list[str], ys: list[int | None], run: list[int], rows: np.ndarray, served: np.ndarray,
-        candidates: np.ndarray, alerts: np.ndarray,
-    ) -> None:  # fmt: skip
         if run:
-            self.unlearned.append(
-                LearnRun([ids[i] for i in run], rows[run], [ys[i] for i in run], served[run], alerts[run], candidates[:, run])  # type: ignore[misc]
-            )
+            self.unlearned.append(columns.of(run))
+        return times
 
     def _label(self, label: Label) -> BadRecord | None:
         try:
@@ -406,30 +414,42 @@ class Pipeline:
 
 
 def learn_columns(steps: list[Step]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Ids, rows, labels, served scores, alerts and candidates' scores (candidates x events) of the steps, in order."""
-    ids: list[str] = []
-    parts: list[tuple[np.ndarray, list[int], np.ndarray, np.ndarray, np.ndarray]] = []
-    singles: list[tuple[Pending, int]] = []  # consecutive one-event steps, stacked together
-    for step in [*steps, None]:
-        if singles and not isinstance(step, tuple):
-            pendings = [pending for pending, _ in singles]
-            ids += [pending.id for pending in pendings]
-            parts.append((
-                np.stack([pending.row for pending in pendings]), [y for _, y in singles],
-                np.array([pending.score for pending in pendings]), np.array([pending.alert for pending in pendings]),
-                np.stack([pending.candidates for pending in pendings], axis=1),
-            ))  # fmt: skip
-            singles = []
+    """Ids, rows, labels, served scores, alerts and candidates' scores (candidates x events) of the
+    steps, in order: the runs of each block in one indexing of its columns, the delayed labels'
+    events (single steps) stacked."""
+    blocks: dict[int, tuple[LearnRun, list[int], list[int]]] = {}  # by columns: (them, places, events)
+    singles: list[tuple[int, Pending, int]] = []  # (place, event, label)
+    n = 0
+    for step in steps:
         if isinstance(step, LearnRun):
-            ids += step.ids
-            parts.append((step.rows, step.ys, step.served, step.alerts, step.candidates))
-        elif step is not None:
-            singles.append(step)
-    rows, ys, served, alerts, scores = zip(*parts)
-    return (
-        ids, np.concatenate(rows), np.fromiter((y for run in ys for y in run), dtype=np.int64, count=len(ids)),
-        np.concatenate(served), np.concatenate(alerts), np.concatenate(scores, axis=1),
-    )  # fmt: skip
+            index = range(len(step.ids)) if step.index is None else step.index
+            _, places, events = blocks.setdefault(id(step.rows), (step, [], []))
+            places += range(n, n + len(index))
+            events += index
+            n += len(index)
+        else:
+            singles.append((n, *step))
+            n += 1
+    if len(blocks) == 1 and not singles:  # one block's runs only (no delayed label between)
+        columns, _, events = next(iter(blocks.values()))
+        ys = np.fromiter((columns.ys[i] for i in events), dtype=np.int64, count=n)
+        # Runs keep the block's order: a gapless one is a slice (views, no copy).
+        pick = slice(events[0], events[-1] + 1) if events[-1] - events[0] == n - 1 else events
+        return [columns.ids[i] for i in events], columns.rows[pick], ys, columns.served[pick], columns.alerts[pick], columns.candidates[:, pick]
+    candidates = (next(iter(blocks.values()))[0].candidates.shape[0] if blocks else singles[0][1].candidates.shape[0])
+    width = next(iter(blocks.values()))[0].rows.shape[1] if blocks else singles[0][1].row.shape[0]
+    ids, ys = [""] * n, np.empty(n, dtype=np.int64)
+    rows, served, alerts, scores = np.empty((n, width)), np.empty(n), np.empty(n, dtype=bool), np.empty((candidates, n))
+    for columns, places, events in blocks.values():
+        for place, i in zip(places, events):
+            ids[place] = columns.ids[i]
+        ys[places] = np.fromiter((columns.ys[i] for i in events), dtype=np.int64, count=len(events))
+        rows[places], served[places], alerts[places] = columns.rows[events], columns.served[events], columns.alerts[events]
+        scores[:, places] = columns.candidates[:, events]
+    for place, pending, y in singles:
+        ids[place], ys[place], rows[place] = pending.id, y, pending.row
+        served[place], alerts[place], scores[:, place] = pending.score, pending.alert, pending.candidates
+    return ids, rows, ys, served, alerts, scores
 
 
 class History:

@@ -224,3 +224,47 @@ def test_a_label_after_a_refused_event_is_still_learned() -> None:
     runner, sink, dead = run(values, model={"micro_batch": 2})
     assert [reason for _, reason, _ in dead.items] == ["duplicate_id"]
     assert runner.pipeline.labels_by_class == [0, 1] and len(runner.pipeline.labels) == 1  # e2 learned; e1 waits
+
+
+def test_learning_steps_are_gathered_in_their_order() -> None:
+    """Runs of two blocks (sharing each block's columns) and delayed labels' single steps, in any
+    order, give the columns of the steps one after another; a run saved before runs shared their
+    block's columns (its own six columns) loads and gathers alike."""
+    import pickle
+
+    from stream.labels import Pending
+    from stream.pipeline import LearnRun, learn_columns
+
+    rng = np.random.default_rng(3)
+
+    def block(n: int, tag: str) -> LearnRun:
+        ys = [int(v) if v < 2 else None for v in rng.integers(0, 3, n)]
+        return LearnRun([f"{tag}{i}" for i in range(n)], rng.random((n, 4)), ys, rng.random(n), rng.random(n) < 0.5, rng.random((3, n)))
+
+    def single(i: int) -> tuple[Pending, int]:
+        return Pending(f"p{i}", 0.0, rng.random(4), float(rng.random()), bool(i % 2), rng.random(3)), i % 2
+
+    a, b = block(9, "a"), block(6, "b")
+    labelled = {tag: [i for i, y in enumerate(columns.ys) if y is not None] for tag, columns in (("a", a), ("b", b))}
+    old = LearnRun.__new__(LearnRun)
+    old.__setstate__([["o0", "o1"], rng.random((2, 4)), [1, 0], rng.random(2), np.array([True, False]), rng.random((3, 2))])
+    steps = [a.of(labelled["a"][:2]), single(0), b.of(labelled["b"]), a.of(labelled["a"][2:]), single(1), old, single(2)]
+    steps = pickle.loads(pickle.dumps(steps))  # a checkpoint between micro-batches keeps them
+    expected: list[tuple[str, np.ndarray, int, float, bool, np.ndarray]] = []
+    for step in steps:
+        if isinstance(step, LearnRun):
+            index = range(len(step.ids)) if step.index is None else step.index
+            expected += [(step.ids[i], step.rows[i], step.ys[i], step.served[i], step.alerts[i], step.candidates[:, i]) for i in index]  # type: ignore[misc]
+        else:
+            p, y = step
+            expected.append((p.id, p.row, y, p.score, p.alert, p.candidates))
+    ids, rows, ys, served, alerts, scores = learn_columns(steps)
+    assert ids == [e[0] for e in expected] and ys.tolist() == [e[2] for e in expected]
+    assert np.array_equal(rows, np.stack([e[1] for e in expected])) and np.array_equal(scores, np.stack([e[5] for e in expected], axis=1))
+    assert served.tolist() == [e[3] for e in expected] and alerts.tolist() == [e[4] for e in expected]
+    one = learn_columns([a.of(labelled["a"][:2]), a.of(labelled["a"][2:])])  # one block only: as the block's
+    assert one[0] == [a.ids[i] for i in labelled["a"]] and np.array_equal(one[1], a.rows[labelled["a"]])
+    a.ys = [1, 0, 0, 1, 0, 0, 0, 1, 0]
+    gapless = learn_columns([a.of(range(1, 4)), a.of([4, 5, 6])])  # events 1 to 6 of the block
+    assert gapless[0] == a.ids[1:7] and gapless[2].tolist() == a.ys[1:7] and np.array_equal(gapless[1], a.rows[1:7])
+    assert np.array_equal(gapless[3], a.served[1:7]) and np.array_equal(gapless[5], a.candidates[:, 1:7])
