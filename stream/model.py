@@ -433,7 +433,8 @@ class Challenger:
             n = self._verdict_n
             ranked = self._ranked_upto(n)
             scores, labels = self.scores[:, :n], self.labels[:n]
-            self._verdict = average_precision(scores[1], labels, ranked[1]) > average_precision(scores[0], labels, ranked[0])
+            at = np.flatnonzero(labels == 1)
+            self._verdict = average_precision(scores[1], labels, ranked[1], at) > average_precision(scores[0], labels, ranked[0], at)
             if self._verdict and confidence > 0:
                 self._verdict = surely_better(scores[1], scores[0], labels, (ranked[1], ranked[0]), confidence)
         return self._verdict

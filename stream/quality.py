@@ -18,19 +18,23 @@ from stream.threshold import Ring
 BINS = 16_384
 
 
-def average_precision(scores: np.ndarray, labels: np.ndarray, ranked: np.ndarray | None = None) -> float:
+def average_precision(
+    scores: np.ndarray, labels: np.ndarray, ranked: np.ndarray | None = None, positives_at: np.ndarray | None = None
+) -> float:
     """PR-AUC as average precision (tied scores form one threshold); NaN without positives.
-    ``ranked``: ``np.sort(scores)`` when the caller keeps it (the same value, without the sort).
+    ``ranked``: ``np.sort(scores)`` when the caller keeps it (the same value, without the sort);
+    ``positives_at``: ``np.flatnonzero(labels == 1)``, when the caller rates several models' scores.
 
     >>> average_precision(np.array([0.9, 0.8, 0.3, 0.1]), np.array([1, 0, 1, 0]))
     0.8333333333333333
     """
-    pos = int(labels.sum())
+    at = np.flatnonzero(labels == 1) if positives_at is None else positives_at
+    pos = at.shape[0]
     if pos == 0:
         return math.nan
     # Each positive adds the precision of alerting at its score: (positives >= it) / (events >= it).
     # Two sorts and two binary searches instead of an argsort: the rankings run on every few positives.
-    positives = np.sort(scores[labels == 1])
+    positives = np.sort(scores[at])
     seen = scores.shape[0] - np.searchsorted(np.sort(scores) if ranked is None else ranked, positives, side="left")
     tp = pos - np.searchsorted(positives, positives, side="left")
     return float(np.sum(tp / seen) / pos)

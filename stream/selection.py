@@ -40,10 +40,13 @@ def _gmean(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.sqrt(alert[pos].mean() * (~alert[~pos]).mean()))
 
 
-def window_quality(name: str, scores: np.ndarray, labels: np.ndarray, ranked: np.ndarray, budget: float) -> float:
-    """The ranking metric ``name`` of one candidate's window (``ranked``: its scores, sorted)."""
+def window_quality(
+    name: str, scores: np.ndarray, labels: np.ndarray, ranked: np.ndarray, budget: float, positives_at: np.ndarray
+) -> float:  # fmt: skip
+    """The ranking metric ``name`` of one candidate's window (``ranked``: its scores, sorted;
+    ``positives_at``: where the labels are 1)."""
     if name == "pr_auc":
-        return average_precision(scores, labels, ranked)
+        return average_precision(scores, labels, ranked, positives_at)
     if name == "roc_auc":
         return roc_auc(scores, labels)
     if name == "recall_at_budget":
@@ -177,7 +180,10 @@ class ModelSet:
         labels = self.window_labels[:n]
         ranked = self.window_ranked.update(self.window_scores, self.filled)
         metric, scores = self.selection.metric, self.window_scores
-        self.quality = np.array([window_quality(metric, scores[i, :n], labels, ranked[i], self.budget) for i in range(len(self.candidates))])
+        at = np.flatnonzero(labels == 1)
+        self.quality = np.array([
+            window_quality(metric, scores[i, :n], labels, ranked[i], self.budget, at) for i in range(len(self.candidates))
+        ])  # fmt: skip
         best = int(np.nanargmax(self.quality)) if not np.all(np.isnan(self.quality)) else self.champion
         if best == self.champion or not self.quality[best] > self.quality[self.champion] + self.selection.margin:
             self.leader, self.lead = self.champion, 0
