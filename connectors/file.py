@@ -8,8 +8,10 @@ position, so a replay's output after a crash equals that of an uninterrupted run
 from __future__ import annotations
 
 import base64
+import operator
 import os
 from collections.abc import Sequence
+from itertools import accumulate, repeat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -68,14 +70,16 @@ class FileSource:
             values, ends = self._values[take], self._ends[take]
             self._at += len(values)
             if self.line >= 0:
-                origins = [f"{self.name}:{n}" for n in range(self.line + 1, self.line + 1 + len(values))]
+                numbers = map(str, range(self.line + 1, self.line + 1 + len(values)))
+                origins = list(map(f"{self.name}:".__add__, numbers))
                 self.line += len(values)
             else:  # after a seek: the byte offset where each line starts
                 origins = [f"{self.name}@{start}" for start in [self.offset, *ends[:-1]]]
             self.offset = ends[-1]
-            header = self.header
-            # blank lines are not records
-            records += [Record(v, o, 0, e, header) for v, o, e in zip(values, origins, ends) if v.strip()]
+            if all(map(bytes.strip, values)):
+                records += map(Record, values, origins, repeat(0), ends, repeat(self.header))
+            else:  # blank lines are not records
+                records += [Record(v, o, 0, e, self.header) for v, o, e in zip(values, origins, ends) if v.strip()]
         return records
 
     def _clear_read_ahead(self) -> None:
@@ -108,17 +112,14 @@ class FileSource:
                 sizes[-1] = len(self._tail) + self._skip_rest_of_line()
                 values, self._tail = lines, b""
                 break
-            values, sizes = lines, [len(v) + 1 for v in lines]
+            values, sizes = lines, list(map(operator.add, map(len, lines), repeat(1)))
         if not values:
             return False
         if max(sizes) > self.max_bytes + 1:
             values = [v[: self.max_bytes + 1] for v in values]
         if carriage_returns:
             values = [v.rstrip(b"\r\n") for v in values]
-        ends, end = [], self.offset
-        for size in sizes:
-            end += size
-            ends.append(end)
+        ends = list(accumulate(sizes, initial=self.offset))[1:]
         self._values, self._ends, self._at = values, ends, 0
         return True
 
