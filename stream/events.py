@@ -404,13 +404,19 @@ def _scanned_ids(joined: bytes, kinds: np.ndarray, numbers: np.ndarray, spans: n
     if j is None:
         return None
     if (kinds[:, j] == jsonscan.STRING).all():
-        bounds = spans[:, j].tolist()
-        if any(a == b for a, b in bounds):
+        bounds = spans[:, j]
+        lengths = bounds[:, 1] - bounds[:, 0]
+        if not lengths.all():
             return None
+        # One decode of the ids joined by line ends, split: a string read by the scanner has no
+        # line end in it (it gives up on escapes; a raw one is not JSON), checked by the count.
+        lines = np.empty(int(lengths.sum()) + len(lengths), dtype=np.uint8)
+        jsonscan.join_spans(np.frombuffer(joined, dtype=np.uint8), bounds, lines)
         try:
-            return [joined[a:b].decode("utf-8") for a, b in bounds]
+            ids = lines.tobytes().decode("utf-8").split("\n")[:-1]
         except UnicodeDecodeError:
             return None
+        return ids if len(ids) == len(lengths) else None
     if (kinds[:, j] == jsonscan.INT).all():
         return [str(int(v)) for v in numbers[:, j].tolist()]
     return None  # mixed, or floats / nulls (not plain; orjson's way decides)

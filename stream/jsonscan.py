@@ -196,6 +196,19 @@ def scan(
     return n_keys
 
 
+@njit(cache=True)
+def join_spans(buf: np.ndarray, spans: np.ndarray, out: np.ndarray) -> None:
+    """The bytes of each span (a row of ``spans``: start, end), each followed by a newline, into
+    ``out`` (sized for them)."""
+    o = 0
+    for r in range(spans.shape[0]):
+        for i in range(spans[r, 0], spans[r, 1]):
+            out[o] = buf[i]
+            o += 1
+        out[o] = 10
+        o += 1
+
+
 def scan_records(
     values: list[bytes], template: int = 0
 ) -> tuple[bytes, list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:

@@ -140,8 +140,10 @@ def test_a_scanned_block_is_what_decode_many_gives() -> None:
     assert blocks > 600  # many polls are read by the compiled reader (the rest give up on purpose)
 
 
-def test_ids_that_are_not_utf8_give_up() -> None:
+def test_ids_that_are_not_utf8_or_hold_a_raw_line_end_give_up() -> None:
     decoder = Decoder("id", "ts", "label", max_bytes=10_000)
     assert decoder._scanned_block([b'{"id": "a", "f": 1}']) is not None
     assert decoder._scanned_block([b'{"id": "a", "f": 1}', b'{"id": "\xff", "f": 1}']) is None
+    # A raw line end in a string is not JSON (a Kafka record can hold one): not read as two ids.
+    assert decoder._scanned_block([b'{"id": "a", "f": 1}', b'{"id": "x\ny", "f": 1}']) is None
     assert np.isfinite(1.0)
