@@ -8,8 +8,8 @@ letters and goes on.
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from operator import itemgetter

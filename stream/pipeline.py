@@ -436,10 +436,11 @@ def learn_columns(steps: list[Step]) -> tuple[list[str], np.ndarray, np.ndarray,
         # Runs keep the block's order: a gapless one is a slice (views, no copy).
         pick = slice(events[0], events[-1] + 1) if events[-1] - events[0] == n - 1 else events
         return [columns.ids[i] for i in events], columns.rows[pick], ys, columns.served[pick], columns.alerts[pick], columns.candidates[:, pick]
-    candidates = (next(iter(blocks.values()))[0].candidates.shape[0] if blocks else singles[0][1].candidates.shape[0])
-    width = next(iter(blocks.values()))[0].rows.shape[1] if blocks else singles[0][1].row.shape[0]
+    some = next(iter(blocks.values()))[0] if blocks else None  # the shapes: of a run, or of a single step
+    width = some.rows.shape[1] if some else singles[0][1].row.shape[0]
+    models = some.candidates.shape[0] if some else singles[0][1].candidates.shape[0]
     ids, ys = [""] * n, np.empty(n, dtype=np.int64)
-    rows, served, alerts, scores = np.empty((n, width)), np.empty(n), np.empty(n, dtype=bool), np.empty((candidates, n))
+    rows, served, alerts, scores = np.empty((n, width)), np.empty(n), np.empty(n, dtype=bool), np.empty((models, n))
     for columns, places, events in blocks.values():
         for place, i in zip(places, events):
             ids[place] = columns.ids[i]

@@ -61,6 +61,18 @@ class Ring:
         return self.values[:m], self.labels[:m]
 
 
+def ring_writes(shadow: np.ndarray, values: np.ndarray, synced: int, filled: int) -> tuple[np.ndarray, np.ndarray]:
+    """What a ring buffer's writes ``synced`` .. ``filled - 1`` (fewer than its size) changed, per
+    row: the values they overwrote (those past the first lap) and the values they wrote; ``shadow``
+    (the ring as it was at write ``synced``) takes the new ones."""
+    size = values.shape[1]
+    writes = np.arange(synced, filled)
+    slots = writes % size
+    gone, new = shadow[:, slots[writes >= size]], values[:, slots]
+    shadow[:, slots] = new
+    return gone, new
+
+
 class Ranked:
     """Each row of a ring buffer's filled part, sorted, brought up to date when asked.
 
@@ -98,15 +110,11 @@ class Ranked:
             self.rows = [np.sort(row[:m]) for row in values]
             self.shadow[:, :m] = values[:, :m]
         elif filled > self.synced:
-            writes = np.arange(self.synced, filled)
-            slots = writes % size
-            overwritten = slots[writes >= size]
-            for i, row in enumerate(values):
-                gone, new = np.sort(self.shadow[i, overwritten]), np.sort(row[slots])
-                merged = np.empty(self.rows[i].shape[0] - gone.shape[0] + new.shape[0])
-                replace_sorted(self.rows[i], gone, new, merged)
+            gone, new = ring_writes(self.shadow, values, self.synced, filled)
+            for i in range(values.shape[0]):
+                merged = np.empty(self.rows[i].shape[0] - gone.shape[1] + new.shape[1])
+                replace_sorted(self.rows[i], np.sort(gone[i]), np.sort(new[i]), merged)
                 self.rows[i] = merged
-            self.shadow[:, slots] = values[:, slots]
         self.synced = filled
         return self.rows
 
@@ -170,10 +178,7 @@ class TopScores:
         if self.synced < 0 or not self.synced <= filled < self.synced + self.size:  # new or all rewritten
             self._pick(values[:n], k)
         elif filled > self.synced:
-            writes = np.arange(self.synced, filled)
-            slots = writes % self.size
-            gone, new = self.shadow[slots[writes >= self.size]], values[slots]
-            self.shadow[slots] = new
+            gone, new = (row[0] for row in ring_writes(self.shadow[None, :], values[None, :], self.synced, filled))
             if self.top.shape[0] < self.kept + new.shape[0]:
                 self.top = np.concatenate([self.top, np.zeros(self.kept + new.shape[0])])
             self.kept = replace_above(self.top, self.kept, self.floor, gone, new)
