@@ -148,9 +148,9 @@ class TopScores:
 
     A budget of 1% cuts at the 200th of 20,000 scores, so about ``4 k`` of them are kept: the ring's
     writes since the last ask enter, and the scores they overwrote leave, only where at or above
-    the floor (an insertion into a short sorted array, not a merge of the whole window). When too
-    many leave, the highest are picked from the whole window afresh; when too many enter, the floor
-    rises. Not saved in a checkpoint: the first ask after a restore picks afresh.
+    the floor (a merge into a short sorted array, not into the whole window). When too many leave,
+    the highest are picked from the whole window afresh; when too many enter, the floor rises. Not
+    saved in a checkpoint: the first ask after a restore picks afresh.
     """
 
     def __init__(self, size: int) -> None:
@@ -158,9 +158,8 @@ class TopScores:
         self._reset()
 
     def _reset(self) -> None:
-        self.shadow = np.zeros(self.size)  # the ring as of the last ask
-        self.top = np.zeros(0)  # sorted in top[:kept], room after it
-        self.kept = 0
+        self.shadow = np.zeros((1, self.size))  # the ring as of the last ask
+        self.top = np.zeros(0)  # sorted
         self.floor = math.inf
         self.synced = -1  # nothing picked yet
 
@@ -178,46 +177,32 @@ class TopScores:
         if self.synced < 0 or not self.synced <= filled < self.synced + self.size:  # new or all rewritten
             self._pick(values[:n], k)
         elif filled > self.synced:
-            gone, new = (row[0] for row in ring_writes(self.shadow[None, :], values[None, :], self.synced, filled))
-            if self.top.shape[0] < self.kept + new.shape[0]:
-                self.top = np.concatenate([self.top, np.zeros(self.kept + new.shape[0])])
-            self.kept = replace_above(self.top, self.kept, self.floor, gone, new)
-            if self.kept < k:  # too many of the highest left: pick afresh
+            gone, new = ring_writes(self.shadow, values[None, :], self.synced, filled)
+            self.top = replace_above(self.top, self.floor, gone[0], new[0])
+            if self.top.shape[0] < k:  # too many of the highest left: pick afresh
                 self._pick(values[:n], k)
-            elif self.kept > 8 * k + 64:  # keep it short: the floor rises
-                self.floor = float(self.top[self.kept - 4 * k])
-                low = int(np.searchsorted(self.top[: self.kept], self.floor, side="left"))
-                self.top[: self.kept - low] = self.top[low : self.kept]
-                self.kept -= low
+            elif self.top.shape[0] > 8 * k + 64:  # keep it short: the floor rises
+                self.floor = float(self.top[-4 * k])
+                self.top = self.top[np.searchsorted(self.top, self.floor, side="left") :]
         self.synced = filled
-        return budget_cut(self.top[: self.kept], n, budget)
+        return budget_cut(self.top, n, budget)
 
     def _pick(self, values: np.ndarray, k: int) -> None:
         n = values.shape[0]
-        self.shadow[:n] = values
+        self.shadow[0, :n] = values
         keep = min(n, 4 * k)
         self.floor = float(np.partition(values, n - keep)[n - keep]) if keep < n else -math.inf
         self.top = np.sort(values[values >= self.floor])
-        self.kept = self.top.shape[0]
 
 
 @njit(cache=True)
-def replace_above(top: np.ndarray, kept: int, floor: float, gone: np.ndarray, new: np.ndarray) -> int:
-    """Sorted ``top[:kept]`` without the ``gone`` scores and with the ``new`` ones, each only if at
-    or above ``floor`` (each gone one is in it then); returns the new count. ``top`` has the room."""
-    for g in gone:
-        if g >= floor:
-            kept -= 1
-            for j in range(np.searchsorted(top[: kept + 1], g), kept):
-                top[j] = top[j + 1]
-    for v in new:
-        if v >= floor:
-            at = np.searchsorted(top[:kept], v)
-            for j in range(kept, at, -1):
-                top[j] = top[j - 1]
-            top[at] = v
-            kept += 1
-    return kept
+def replace_above(top: np.ndarray, floor: float, gone: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Sorted ``top`` without the ``gone`` scores and with the ``new`` ones, each only if at or
+    above ``floor`` (each gone one is in it then)."""
+    leaving, entering = np.sort(gone[gone >= floor]), np.sort(new[new >= floor])
+    out = np.empty(top.shape[0] - leaving.shape[0] + entering.shape[0])
+    replace_sorted(top, leaving, entering, out)
+    return out
 
 
 @njit(cache=True)
