@@ -62,3 +62,26 @@ def test_recent_ids_saved_as_an_ordered_dict_load_in_order() -> None:
     assert ids.in_order() == ["a", "b", "c"] and "a" in ids
     ids.add("d")
     assert ids.in_order() == ["b", "c", "d"] and "a" not in ids
+
+
+@pytest.mark.parametrize("odd", ["", "with\x00nul"])
+def test_recent_ids_saved_and_loaded_go_on_as_the_original(odd: str) -> None:
+    """Saved as one joined string (or as a list when an id holds the separator), the ids load in
+    their order: the loaded one rejects and forgets exactly as the original does."""
+    import pickle
+
+    for filled in (0, 3, 7, 12):  # empty, part full, full, wrapped
+        ids = RecentIds(7)
+        for i in range(filled):
+            ids.add(f"e{i}{odd}")
+        loaded = pickle.loads(pickle.dumps(ids))
+        assert loaded.in_order() == ids.in_order() and len(loaded) == len(ids)
+        for i in range(filled - 9, filled + 9):
+            assert loaded.add(f"e{i}{odd}") == ids.add(f"e{i}{odd}")
+        assert loaded.in_order() == ids.in_order()
+    old = RecentIds(3)  # saved with its set and ring, as before
+    for i in "abcd":
+        old.add(i)
+    legacy = RecentIds.__new__(RecentIds)
+    legacy.__setstate__(dict(old.__dict__))
+    assert legacy.in_order() == ["b", "c", "d"] and legacy.add("e") and legacy.in_order() == ["c", "d", "e"]
