@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from stream.checkpoint import Checkpointer, CheckpointError
 from stream.config import Settings, checkpoint_key
 from stream.events import Decoder
-from stream.loop import CommitPolicy, Pacer, Ports, Runner
+from stream.loop import BATCH, CommitPolicy, Pacer, Ports, Runner
 from stream.metrics import ServiceMetrics
 from stream.pipeline import Pipeline
 from stream.protocols import Source
@@ -52,25 +52,44 @@ class RunResult:
 def warm_up(settings: Settings) -> None:
     """Replay a small generated stream through a throwaway pipeline on the loop's own path
     (decoder, blocks, sinks), so that a run's first events do not pay for loading the compiled
-    kernels (the first call of each loads it; the first of a process loads numba: about a second).
-    Long enough for the anomaly scorer's first window and the threshold's merges, when short."""
+    kernels (the first call of each loads it, or compiles it on a new machine: seconds).
+
+    Long enough for the anomaly scorer's first window and the threshold's merges; then a part with
+    delayed labels (label records among the events), whose first poll the compiled reader gives
+    up on (a number with 17 digits): the general path and the label joins load theirs too."""
     from connectors.file import NullSink
     from connectors.memory import MemoryDeadLetters, MemorySource
 
-    s, micro_batch, anomaly = settings.input, settings.model.micro_batch, settings.anomaly
+    micro_batch, anomaly = settings.model.micro_batch, settings.anomaly
     # A seventh of the events are positives; the anomaly scorer learns every learn_every-th normal one.
     first_window = math.ceil(anomaly.window * anomaly.learn_every * 7 / 6)
+    n = max(2 * micro_batch, min(first_window + 2 * micro_batch, 5_000))
+    pipeline = Pipeline(settings)
+    for values in (_warm_up_records(settings, n, delayed=False), _warm_up_records(settings, BATCH + 200, delayed=True)):
+        ports = Ports(MemorySource(values), NullSink(), MemoryDeadLetters())
+        Runner(pipeline, make_decoder(settings), ports, None, CommitPolicy(1 << 62, math.inf)).run(threading.Event())
+
+
+def _warm_up_records(settings: Settings, n: int, delayed: bool) -> list[bytes]:
+    """``n`` generated events (a seventh positive); ``delayed``: every third one's label comes in a
+    label record four records later, and the first event has a 17-digit number."""
+    s = settings.input
     names = s.features or ["a", "b"]
-    rng = np.random.default_rng(0)
-    values = [
-        orjson.dumps({
-            s.id_field: f"warm-up-{i}", s.ts_field: float(i), s.label_field: int(i % 7 == 0),
-            **{name: round(float(x), 6) for name, x in zip(names, rng.normal(size=len(names)))},
-        })  # fmt: skip
-        for i in range(max(2 * micro_batch, min(first_window + 2 * micro_batch, 5_000)))
-    ]
-    ports = Ports(MemorySource(values), NullSink(), MemoryDeadLetters())
-    Runner(Pipeline(settings), make_decoder(settings), ports, None, CommitPolicy(1 << 62, math.inf)).run(threading.Event())
+    rng = np.random.default_rng(int(delayed))
+    tag = "late" if delayed else "warm-up"
+    records, labels = [], {}
+    for i in range(n):
+        x = {name: round(float(v), 6) for name, v in zip(names, rng.normal(size=len(names)))}
+        if delayed and i == 0:
+            x[names[0]] = 0.1 + 0.2  # 0.30000000000000004
+        y = int(i % 7 == 0)
+        late = delayed and i % 3 == 0
+        records.append(orjson.dumps({s.id_field: f"{tag}-{i}", s.ts_field: float(i), s.label_field: None if late else y, **x}))
+        if late:
+            labels[i + 4] = orjson.dumps({s.id_field: f"{tag}-{i}", s.label_field: y})
+        if i in labels:
+            records.append(labels.pop(i))
+    return records
 
 
 def make_decoder(settings: Settings) -> Decoder:

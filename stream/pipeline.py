@@ -435,7 +435,10 @@ def learn_columns(steps: list[Step]) -> tuple[list[str], np.ndarray, np.ndarray,
         ys = np.fromiter((columns.ys[i] for i in events), dtype=np.int64, count=n)
         # Runs keep the block's order: a gapless one is a slice (views, no copy).
         pick = slice(events[0], events[-1] + 1) if events[-1] - events[0] == n - 1 else events
-        return [columns.ids[i] for i in events], columns.rows[pick], ys, columns.served[pick], columns.alerts[pick], columns.candidates[:, pick]
+        # (np.take: indexing the second axis with a list would give a Fortran-ordered array, and the
+        # kernels fed from it one more compiled variant each, compiled in a run, not at warm-up.)
+        scores = columns.candidates[:, pick] if isinstance(pick, slice) else np.take(columns.candidates, pick, axis=1)
+        return [columns.ids[i] for i in events], columns.rows[pick], ys, columns.served[pick], columns.alerts[pick], scores
     some = next(iter(blocks.values()))[0] if blocks else None  # the shapes: of a run, or of a single step
     width = some.rows.shape[1] if some else singles[0][1].row.shape[0]
     models = some.candidates.shape[0] if some else singles[0][1].candidates.shape[0]
