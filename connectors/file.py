@@ -76,10 +76,10 @@ class FileSource:
             else:  # after a seek: the byte offset where each line starts
                 origins = [f"{self.name}@{start}" for start in [self.offset, *ends[:-1]]]
             self.offset = ends[-1]
-            if all(map(bytes.strip, values)):
-                records += map(Record, values, origins, repeat(0), ends, repeat(self.header))
-            else:  # blank lines are not records
-                records += [Record(v, o, 0, e, self.header) for v, o, e in zip(values, origins, ends) if v.strip()]
+            if not all(map(bytes.strip, values)):  # blank lines are not records
+                kept = [i for i, v in enumerate(values) if v.strip()]
+                values, origins, ends = [values[i] for i in kept], [origins[i] for i in kept], [ends[i] for i in kept]
+            records += map(Record, values, origins, repeat(0), ends, repeat(self.header))
         return records
 
     def _clear_read_ahead(self) -> None:
