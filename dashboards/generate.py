@@ -72,6 +72,7 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]] = [
         ]),
         ("Threshold and alert rate", "percentunit", [
             (f"skewstream_threshold{{{SEL}}}", "threshold"),
+            (f"skewstream_class_threshold{{{SEL}}}", "class decision's cut"),
             (f"sum(rate(skewstream_alerts_total{{{SEL}}}[{RATE}])) / sum(rate(skewstream_events_scored_total{{{SEL}}}[{RATE}]))", "alert rate"),
             (f"max(skewstream_alert_budget{{{SEL}}})", "alert budget"),
             (f"max(skewstream_minority_prior{{{SEL}}})", "share of positives"),

@@ -91,8 +91,9 @@ class Scored:
     ts: float
     score: float
     anomaly: float
-    alert: bool
-    threshold: float
+    alert: bool  # the operator's queue: above the alert cut (the budget's share of events)
+    predicted: bool  # the class decision: above the balanced cut (best G-mean on recent labels)
+    threshold: float  # the alert cut
     model_version: int
 
 
@@ -106,6 +107,7 @@ class ScoredBlock(Sequence[Scored]):
     scores: list[float] = field(default_factory=list)
     anomalies: list[float] = field(default_factory=list)
     alerts: list[bool] = field(default_factory=list)
+    predicted: list[bool] = field(default_factory=list)
     thresholds: list[float] = field(default_factory=list)
     model_version: int = 0
 
@@ -122,14 +124,18 @@ class ScoredBlock(Sequence[Scored]):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         v = self.model_version
-        return Scored(self.ids[i], self.ts[i], self.scores[i], self.anomalies[i], self.alerts[i], self.thresholds[i], v)
+        return Scored(
+            self.ids[i], self.ts[i], self.scores[i], self.anomalies[i], self.alerts[i], self.predicted[i], self.thresholds[i], v
+        )  # fmt: skip
 
     def objects(self) -> list[dict[str, Any]]:
         """Each record as the dict ``encode_scored`` writes."""
         v = self.model_version
         return [
-            {"id": i, "ts": t, "score": p, "anomaly": a, "alert": alert, "threshold": cut, "model_version": v}
-            for i, t, p, a, alert, cut in zip(self.ids, self.ts, self.scores, self.anomalies, self.alerts, self.thresholds)
+            {"id": i, "ts": t, "score": p, "anomaly": a, "alert": alert, "predicted": c, "threshold": cut, "model_version": v}
+            for i, t, p, a, alert, c, cut in zip(
+                self.ids, self.ts, self.scores, self.anomalies, self.alerts, self.predicted, self.thresholds
+            )
         ]  # fmt: skip
 
 
@@ -475,6 +481,7 @@ def _scored_object(scored: Scored) -> dict[str, Any]:
         "score": scored.score,
         "anomaly": scored.anomaly,
         "alert": scored.alert,
+        "predicted": scored.predicted,
         "threshold": scored.threshold,
         "model_version": scored.model_version,
     }

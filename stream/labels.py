@@ -22,7 +22,16 @@ class Pending:
     row: np.ndarray  # the event's feature row (standardised, then raw)
     score: float
     alert: bool
+    predicted: bool  # the class decision it was served
     candidates: np.ndarray  # every candidate model's score, for the contest
+
+    def __getstate__(self) -> list[Any]:
+        return [self.id, self.ts, self.row, self.score, self.alert, self.predicted, self.candidates]
+
+    def __setstate__(self, state: list[Any]) -> None:
+        if len(state) == 6:  # saved before events had a class decision: its alert was its decision
+            state = [*state[:5], state[4], state[5]]
+        self.id, self.ts, self.row, self.score, self.alert, self.predicted, self.candidates = state
 
 
 class LabelJoin:

@@ -43,6 +43,7 @@ METRIC_NAMES = (
     "skewstream_model_version",
     "skewstream_model_switches_total",
     "skewstream_threshold",
+    "skewstream_class_threshold",
     "skewstream_alert_budget",
     "skewstream_label_store_size",
     "skewstream_minority_prior",
@@ -62,7 +63,11 @@ METRIC_NAMES = (
     "skewstream_consumer_fetch_stalls_total",
     "skewstream_build_info",
 )
-QUALITY_METRICS = ("pr_auc", "roc_auc", "recall", "precision", "gmean", "kappa", "recall_at_budget")
+# recall .. kappa: of the alerts; class_*: of the class decisions (the balanced cut).
+QUALITY_METRICS = (
+    "pr_auc", "roc_auc", "recall", "precision", "gmean", "kappa", "recall_at_budget",
+    "class_recall", "class_precision", "class_gmean", "class_kappa",
+)  # fmt: skip
 
 
 class _SnapshotCollector(Collector):
@@ -107,6 +112,10 @@ class _SnapshotCollector(Collector):
             yield _gauge("sampler_codewords_active", "Codewords in use.", sampler["codewords_active"])
         yield _gauge("model_version", "Version of the served model (goes up on each drift swap, undoing and champion change).", snap["model_version"])
         yield _gauge("threshold", "Current alert threshold on the fraud probability.", snap["threshold"])
+        if snap.get("class_threshold") is not None:  # absent until labels of both classes
+            yield _gauge(
+                "class_threshold", "The class decision's cut: the best G-mean on recent labels.", snap["class_threshold"]
+            )
         if snap.get("alert_budget") is not None:  # absent in gmean mode: no budget, no budget alerts
             yield _gauge("alert_budget", "Share of events the budget rule alerts on (threshold.alert_budget).", snap["alert_budget"])
         yield _gauge("label_store_size", "Scored events waiting for a label.", snap["label_store_size"])

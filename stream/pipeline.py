@@ -39,21 +39,26 @@ class LearnRun:
     rows: np.ndarray
     ys: list[int | None]
     served: np.ndarray
-    alerts: np.ndarray
+    verdicts: np.ndarray  # 2 x events: alert, class decision
     candidates: np.ndarray  # candidates x events
     index: range | list[int] | None = None
 
     def __getstate__(self) -> list[Any]:
-        return [self.ids, self.rows, self.ys, self.served, self.alerts, self.candidates, self.index]
+        return [self.ids, self.rows, self.ys, self.served, self.verdicts, self.candidates, self.index]
 
     def __setstate__(self, state: list[Any]) -> None:
         # Saved before runs shared their block's columns: six fields, the run's own (index None).
-        self.ids, self.rows, self.ys, self.served, self.alerts, self.candidates, self.index = [*state, None][:7]
+        self.ids, self.rows, self.ys, self.served, self.verdicts, self.candidates, self.index = [*state, None][:7]
+        if self.verdicts.ndim == 1:  # saved before events had a class decision: their alerts were theirs
+            self.verdicts = np.stack([self.verdicts, self.verdicts])
 
     def of(self, index: range | list[int]) -> LearnRun:
         """The run of these events of the block."""
-        return LearnRun(self.ids, self.rows, self.ys, self.served, self.alerts, self.candidates, index)
+        return LearnRun(self.ids, self.rows, self.ys, self.served, self.verdicts, self.candidates, index)
 
+
+# What the threshold says of scores: the alert cut each was judged by, alerts, class decisions.
+Verdicts = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 # One learning step or a run of them, in the order they were learned.
 Step = tuple[Pending, int] | LearnRun
@@ -150,8 +155,8 @@ class Pipeline:
             events: list[Event] = [messages[i] for i in good]  # type: ignore[misc]
             rows = self.features.vectors(events)
             ids, times, ys = [e.id for e in events], [e.ts for e in events], [e.y for e in events]
-            served, candidates, anomalies, alerts, cuts = self._score_rows(rows, ys, started)
-            scored, label_results = self._take_among(labels, ids, times, ys, rows, served, candidates, alerts, anomalies, cuts)
+            served, candidates, anomalies, verdicts = self._score_rows(rows, ys, started)
+            scored, label_results = self._take_among(labels, ids, times, ys, rows, served, candidates, anomalies, verdicts)
             for i, record in zip(good, scored):
                 results[i] = record
         else:  # every event refused: the labels are still learned
@@ -162,14 +167,14 @@ class Pipeline:
 
     def _take_among(
         self, labels: Sequence[tuple[int, Label]], ids: list[str], ts: list[float | None], ys: list[int | None],
-        rows: np.ndarray, served: np.ndarray, candidates: np.ndarray, alerts: np.ndarray, anomalies: np.ndarray,
-        cuts: np.ndarray,
+        rows: np.ndarray, served: np.ndarray, candidates: np.ndarray, anomalies: np.ndarray, verdicts: Verdicts,
     ) -> tuple[ScoredBlock, list[BadRecord | None]]:  # fmt: skip
         """``_take`` of scored events with ``labels`` among them (each after the number of events it
         says, in order): a label keeps its place, the events before it are held or learned first.
         Returns the events' score records and each label's result."""
         scored = ScoredBlock(model_version=self.model.version)  # learning waits for the micro-batch's end
-        columns = LearnRun(ids, rows, ys, served, alerts, candidates)
+        cuts, alerts, predicted = verdicts
+        columns = LearnRun(ids, rows, ys, served, np.stack([alerts, predicted]), candidates)
         label_results: list[BadRecord | None] = []
         done = 0
         for position, label in [*labels, (len(ids), None)]:
@@ -182,8 +187,8 @@ class Pipeline:
 
     def _score_rows(
         self, rows: np.ndarray, ys: list[int | None], started: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Served scores, candidates' scores, anomalies, alerts and cuts of admitted events' rows.
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Verdicts]:
+        """Served scores, candidates' scores, anomalies and verdicts of admitted events' rows.
 
         The models take the whole rows (each learner reads its half); the codebook and the anomaly
         scorer measure distances, on the standardised half.
@@ -194,12 +199,12 @@ class Pipeline:
         served, candidates = self.model.score_many(rows)
         anomalies = self.anomaly.score_many(zs, self.sampler)
         self._sample("score", started)  # an event's score exists once its chunk's does
-        cuts, alerts = self.threshold.judge(served)
+        verdicts = self.threshold.judge(served)
         self.counts["scored"] += len(ys)
-        self.counts["alerts"] += int(alerts.sum())
+        self.counts["alerts"] += int(verdicts[1].sum())
         self.in_batch += len(ys)
         self.anomaly.learn_many(zs[[y != 1 for y in ys]])  # normal traffic only
-        return served, candidates, anomalies, alerts, cuts
+        return served, candidates, anomalies, verdicts
 
     def process_block(
         self, block: EventBlock, labels: Sequence[tuple[int, Label]] = ()
@@ -221,8 +226,8 @@ class Pipeline:
         started = time.perf_counter()
         self.ids.add_many(ids)
         rows = self.features.rows(block.raw[:, columns])
-        served, candidates, anomalies, alerts, cuts = self._score_rows(rows, block.ys, started)
-        scored, among = self._take_among(labels[first:], ids, block.ts, block.ys, rows, served, candidates, alerts, anomalies, cuts)
+        served, candidates, anomalies, verdicts = self._score_rows(rows, block.ys, started)
+        scored, among = self._take_among(labels[first:], ids, block.ts, block.ys, rows, served, candidates, anomalies, verdicts)
         label_results += among
         if self.in_batch >= self.settings.model.micro_batch:
             self.end_micro_batch()
@@ -238,7 +243,8 @@ class Pipeline:
         out.ids += columns.ids[start:end]
         out.scores += columns.served[start:end].tolist()
         out.anomalies += anomalies.tolist()
-        out.alerts += columns.alerts[start:end].tolist()
+        out.alerts += columns.verdicts[0, start:end].tolist()
+        out.predicted += columns.verdicts[1, start:end].tolist()
         out.thresholds += cuts.tolist()
 
     def _hold_or_learn(self, columns: LearnRun, start: int, end: int, ts: list[float | None]) -> list[float]:
@@ -262,8 +268,8 @@ class Pipeline:
             gone = self.labels.expire(t) if y is not None and self.labels.pending else []
             if y is None:
                 pending = Pending(
-                    columns.ids[i], t, columns.rows[i], float(columns.served[i]), bool(columns.alerts[i]),
-                    columns.candidates[:, i],
+                    columns.ids[i], t, columns.rows[i], float(columns.served[i]), bool(columns.verdicts[0, i]),
+                    bool(columns.verdicts[1, i]), columns.candidates[:, i],
                 )  # fmt: skip
                 gone = self.labels.hold(pending)
             if gone:  # expired events may learn (as negatives): after the run so far
@@ -290,14 +296,14 @@ class Pipeline:
         steps, self.unlearned = self.unlearned, []
         if steps:
             started = time.perf_counter()
-            ids, rows, ys, served, alerts, scores = learn_columns(steps)
+            ids, rows, ys, served, verdicts, scores = learn_columns(steps)
             i = 0
             while i < len(ids):
                 # The drift monitors take a run in one call, up to an event that needs a decision.
                 end, changed = self.model.observe_many(rows, ys, scores, i)
                 if end == i:
                     end, changed = i + 1, self.model.observe(rows[i], int(ys[i]), scores[:, i])
-                self._account(served[i:end], alerts[i:end], ys[i:end])
+                self._account(served[i:end], verdicts[:, i:end], ys[i:end])
                 if changed:  # at the run's last event, before it trains
                     self._train(ids[i : end - 1], rows[i : end - 1], ys[i : end - 1])
                     self._changed()
@@ -336,13 +342,14 @@ class Pipeline:
     def _learn(self, event: Pending, y: int) -> None:
         self.unlearned.append((event, y))
 
-    def _account(self, ps: np.ndarray, alerts: np.ndarray, ys: np.ndarray) -> None:
-        """Prequential: the scores were served before these labels were known."""
+    def _account(self, ps: np.ndarray, verdicts: np.ndarray, ys: np.ndarray) -> None:
+        """Prequential: the scores and ``verdicts`` (alerts, class decisions) were served before
+        these labels were known."""
         start = 0
         while start < len(ys):  # pieces end where the history takes a point or the cut is refreshed
             every = self.history.every
             end = start + min(len(ys) - start, every - self.quality.n % every, self.threshold.until_refresh())
-            self.quality.observe_many(ys[start:end], ps[start:end], alerts[start:end])
+            self.quality.observe_many(ys[start:end], ps[start:end], verdicts[:, start:end])
             self.threshold.observe_labels(ys[start:end], ps[start:end])
             positives = int(ys[start:end].sum())
             self.counts["labelled"] += end - start
@@ -392,6 +399,7 @@ class Pipeline:
             "candidates": self.model.summary(),
             "model_switches": self.model.switches,
             "threshold": self.threshold.value,
+            "class_threshold": self.threshold.balanced,
             "alerts_withheld": self.threshold.withheld,
             # The share of events the rule alerts on; none when the G-mean cut decides.
             "alert_budget": self.settings.threshold.alert_budget if self.settings.threshold.mode == "budget" else None,
@@ -414,7 +422,7 @@ class Pipeline:
 
 
 def learn_columns(steps: list[Step]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Ids, rows, labels, served scores, alerts and candidates' scores (candidates x events) of the
+    """Ids, rows, labels, served scores, verdicts (2 x events) and candidates' scores (candidates x events) of the
     steps, in order: the runs of each block in one indexing of its columns, the delayed labels'
     events (single steps) stacked."""
     blocks: dict[int, tuple[LearnRun, list[int], list[int]]] = {}  # by columns: (them, places, events)
@@ -437,23 +445,26 @@ def learn_columns(steps: list[Step]) -> tuple[list[str], np.ndarray, np.ndarray,
         pick = slice(events[0], events[-1] + 1) if events[-1] - events[0] == n - 1 else events
         # (np.take: indexing the second axis with a list would give a Fortran-ordered array, and the
         # kernels fed from it one more compiled variant each, compiled in a run, not at warm-up.)
-        scores = columns.candidates[:, pick] if isinstance(pick, slice) else np.take(columns.candidates, pick, axis=1)
-        return [columns.ids[i] for i in events], columns.rows[pick], ys, columns.served[pick], columns.alerts[pick], scores
+        if isinstance(pick, slice):
+            scores, verdicts = columns.candidates[:, pick], columns.verdicts[:, pick]
+        else:
+            scores, verdicts = np.take(columns.candidates, pick, axis=1), np.take(columns.verdicts, pick, axis=1)
+        return [columns.ids[i] for i in events], columns.rows[pick], ys, columns.served[pick], verdicts, scores
     some = next(iter(blocks.values()))[0] if blocks else None  # the shapes: of a run, or of a single step
     width = some.rows.shape[1] if some else singles[0][1].row.shape[0]
     models = some.candidates.shape[0] if some else singles[0][1].candidates.shape[0]
     ids, ys = [""] * n, np.empty(n, dtype=np.int64)
-    rows, served, alerts, scores = np.empty((n, width)), np.empty(n), np.empty(n, dtype=bool), np.empty((models, n))
+    rows, served, verdicts, scores = np.empty((n, width)), np.empty(n), np.empty((2, n), dtype=bool), np.empty((models, n))
     for columns, places, events in blocks.values():
         for place, i in zip(places, events):
             ids[place] = columns.ids[i]
         ys[places] = np.fromiter((columns.ys[i] for i in events), dtype=np.int64, count=len(events))
-        rows[places], served[places], alerts[places] = columns.rows[events], columns.served[events], columns.alerts[events]
-        scores[:, places] = columns.candidates[:, events]
+        rows[places], served[places] = columns.rows[events], columns.served[events]
+        verdicts[:, places], scores[:, places] = columns.verdicts[:, events], columns.candidates[:, events]
     for place, pending, y in singles:
         ids[place], ys[place], rows[place] = pending.id, y, pending.row
-        served[place], alerts[place], scores[:, place] = pending.score, pending.alert, pending.candidates
-    return ids, rows, ys, served, alerts, scores
+        served[place], verdicts[:, place], scores[:, place] = pending.score, (pending.alert, pending.predicted), pending.candidates
+    return ids, rows, ys, served, verdicts, scores
 
 
 class History:

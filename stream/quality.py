@@ -7,6 +7,7 @@ events. The same functions score every peer in the benchmarks, so all numbers ar
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -146,28 +147,40 @@ class Confusion:
 
 @dataclass
 class Prequential:
-    """Whole-run and rolling quality of the served scores and alerts."""
+    """Whole-run and rolling quality of the served scores, alerts and class decisions."""
 
     window: int
     budget: float
     hist: np.ndarray = field(default_factory=lambda: np.zeros((2, BINS), dtype=np.int64))
-    confusion: Confusion = field(default_factory=Confusion)
+    confusion: Confusion = field(default_factory=Confusion)  # of the alerts
     n: int = 0
+    decisions: Confusion = field(default_factory=Confusion)  # of the class decisions
 
     def __post_init__(self) -> None:
         self.recent = Ring(self.window)
         self.recent_alerts = Ring(self.window)
+        self.recent_decisions = Ring(self.window)
 
-    def observe(self, y: int, p: float, alert: bool) -> None:
-        self.observe_many(np.array([y]), np.array([p]), np.array([alert]))
+    def __setstate__(self, state: dict[str, object]) -> None:
+        if "decisions" not in state:  # saved before events had a class decision: their alerts stand for them
+            state["decisions"] = copy.deepcopy(state["confusion"])
+            state["recent_decisions"] = copy.deepcopy(state["recent_alerts"])
+        self.__dict__.update(state)
 
-    def observe_many(self, ys: np.ndarray, ps: np.ndarray, alerts: np.ndarray) -> None:
-        """Labels ``ys`` of events served scores ``ps`` and ``alerts``, in order."""
-        tp, fp, tn, fn = count_labelled(self.hist, ys, ps, alerts)
-        c = self.confusion
-        c.tp, c.fp, c.tn, c.fn = c.tp + tp, c.fp + fp, c.tn + tn, c.fn + fn
+    def observe(self, y: int, p: float, alert: bool, predicted: bool | None = None) -> None:
+        verdicts = np.array([[alert], [alert if predicted is None else predicted]])
+        self.observe_many(np.array([y]), np.array([p]), verdicts)
+
+    def observe_many(self, ys: np.ndarray, ps: np.ndarray, verdicts: np.ndarray) -> None:
+        """Labels ``ys`` of events served scores ``ps`` and ``verdicts`` (2 x events: alerts, class
+        decisions), in order."""
+        alerts, predicted = verdicts[0], verdicts[1]
+        counts = count_labelled(self.hist, ys, ps, alerts, predicted).tolist()
+        for confusion, (tp, fp, tn, fn) in zip((self.confusion, self.decisions), counts):
+            confusion.tp, confusion.fp, confusion.tn, confusion.fn = confusion.tp + tp, confusion.fp + fp, confusion.tn + tn, confusion.fn + fn
         self.recent.push_many(ps, ys)
         self.recent_alerts.push_many(alerts.astype(np.float64), ys)
+        self.recent_decisions.push_many(predicted.astype(np.float64), ys)
         self.n += ys.shape[0]
 
     def summary(self) -> dict[str, float]:
@@ -180,33 +193,43 @@ class Prequential:
         out["roc_auc"] = _hist_roc(pos, neg)
         out["recall_at_budget"] = _hist_recall_at(tp, seen, total_pos, self.budget)
         out.update(self.confusion.rates())
+        out.update(_class_rates(self.decisions))
         return out
 
     def rolling(self) -> dict[str, float]:
         """Metrics over the last ``window`` labelled events."""
         scores, labels = self.recent.filled()
         alerts, _ = self.recent_alerts.filled()
-        conf = Confusion()
-        conf.tp = int(((alerts > 0) & (labels == 1)).sum())
-        conf.fn = int(((alerts == 0) & (labels == 1)).sum())
-        conf.fp = int(((alerts > 0) & (labels == 0)).sum())
-        conf.tn = int(((alerts == 0) & (labels == 0)).sum())
+        decisions, _ = self.recent_decisions.filled()
         out = {"pr_auc": average_precision(scores, labels.astype(np.int64))}
-        out.update(conf.rates())
+        out.update(Confusion.of(labels, alerts > 0).rates())
+        out.update(_class_rates(Confusion.of(labels, decisions > 0)))
         return out
 
 
+def _class_rates(decisions: Confusion) -> dict[str, float]:
+    """The class decisions' rates, named ``class_*`` beside the alerts' own."""
+    return {f"class_{name}": value for name, value in decisions.rates().items()}
+
+
 @njit(cache=True)
-def count_labelled(hist: np.ndarray, ys: np.ndarray, ps: np.ndarray, alerts: np.ndarray) -> tuple[int, int, int, int]:
-    """Each labelled score into its class's histogram; the run's (tp, fp, tn, fn) of the alerts."""
-    tp = fp = tn = fn = 0
+def count_labelled(hist: np.ndarray, ys: np.ndarray, ps: np.ndarray, alerts: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Each labelled score into its class's histogram; the run's (tp, fp, tn, fn) of the alerts
+    (row 0) and of the class decisions (row 1)."""
+    counts = np.zeros((2, 4), dtype=np.int64)
     for i in range(ys.shape[0]):
         hist[ys[i], min(int(ps[i] * BINS), BINS - 1)] += 1
-        if ys[i] == 1:
-            tp, fn = (tp + 1, fn) if alerts[i] else (tp, fn + 1)
-        else:
-            fp, tn = (fp + 1, tn) if alerts[i] else (fp, tn + 1)
-    return tp, fp, tn, fn
+        counts[0, _cell(ys[i], alerts[i])] += 1
+        counts[1, _cell(ys[i], predicted[i])] += 1
+    return counts
+
+
+@njit(cache=True, inline="always")
+def _cell(y: int, flagged: bool) -> int:
+    """The confusion cell (0 tp, 1 fp, 2 tn, 3 fn) of a label and a verdict."""
+    if y == 1:
+        return 0 if flagged else 3
+    return 1 if flagged else 2
 
 
 def _hist_roc(pos: np.ndarray, neg: np.ndarray) -> float:

@@ -30,8 +30,10 @@ def summary_rows(pipeline: Pipeline, seconds: float) -> list[tuple[str, str]]:
         ("learning steps (kept by sampler)", _fmt(counts["learned"])),
         ("alerts", _fmt(counts["alerts"])),
     ]
-    for name in ("pr_auc", "roc_auc", "gmean", "kappa", "precision", "recall", "recall_at_budget"):
+    for name in ("pr_auc", "roc_auc", "recall_at_budget"):
         rows.append((f"{name} (prequential, whole run)", _fmt(run[name])))
+    for name in ("gmean", "kappa", "precision", "recall"):  # of the alerts, then of the class decisions
+        rows.append((f"{name}: alerts / class decision", f"{_fmt(run[name])} / {_fmt(run[f'class_{name}'])}"))
     rows.append(("pr_auc (last window)", _fmt(snap["rolling"]["pr_auc"])))
     rows.append(("drifts (positive / negative class)", "{positive} / {negative}".format(**snap["drifts"])))
     rows.append(("drift swaps undone", str(snap["drift_reverts"])))
@@ -43,7 +45,8 @@ def summary_rows(pipeline: Pipeline, seconds: float) -> list[tuple[str, str]]:
             rows.append((f"candidate {candidate['name']}{mark}: windowed {metric}", _fmt(candidate[metric])))
         switches = pipeline.model.switch_log
         rows.append(("champion changes", f"{snap['model_switches']}" + (f"  last: {switches[-1][1]} -> {switches[-1][2]}" if switches else "")))
-    rows.append(("threshold (final)", _fmt(snap["threshold"])))
+    balanced = snap["class_threshold"]
+    rows.append(("threshold: alerts / class decision (final)", f"{_fmt(snap['threshold'])} / {'-' if balanced is None else _fmt(balanced)}"))
     rows.append(("pending labels / expired", f"{snap['label_store_size']:,} / {snap['label_store_expired']:,}"))
     rows.append(("features imputed / unknown fields", f"{snap['features_imputed']:,} / {snap['features_unknown']:,}"))
     bad = {k: v for k, v in snap["dead_letters"].items() if v}

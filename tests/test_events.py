@@ -185,22 +185,25 @@ def test_a_block_is_what_decode_many_gives_or_none(objs: list[dict[str, object]]
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.text(), st.floats(allow_nan=False, allow_infinity=False), st.floats(0, 1), st.booleans(), st.integers(1, 10**6)),
+        st.tuples(
+            st.text(), st.floats(allow_nan=False, allow_infinity=False), st.floats(0, 1), st.booleans(), st.booleans(),
+            st.integers(1, 10**6),
+        ),
         max_size=20,
     )
 )
-def test_score_lines_encoded_together_are_the_lines_encoded_one_by_one(rows: list[tuple[str, float, float, bool, int]]) -> None:
+def test_score_lines_encoded_together_are_the_lines_encoded_one_by_one(rows: list[tuple[str, float, float, bool, bool, int]]) -> None:
     """Ids with quotes, braces, ``},{"id":`` or line ends in them included."""
     from stream.events import Scored, ScoredBlock, encode_scored, encode_scored_lines
 
-    scored = [Scored(i + '"},{"id":\n', ts, p, -p, alert, p / 2, version) for i, ts, p, alert, version in rows]
+    scored = [Scored(i + '"},{"id":\n', ts, p, -p, alert, c, p / 2, version) for i, ts, p, alert, c, version in rows]
     assert encode_scored_lines(scored) == b"".join(encode_scored(s) + b"\n" for s in scored)
     # The same records as a block's columns (one model version a block): the same lines, the same records.
     for version in {v for *_, v in rows}:
         same = [s for s in scored if s.model_version == version]
         block = ScoredBlock(
             [s.id for s in same], [s.ts for s in same], [s.score for s in same], [s.anomaly for s in same],
-            [s.alert for s in same], [s.threshold for s in same], version,
+            [s.alert for s in same], [s.predicted for s in same], [s.threshold for s in same], version,
         )  # fmt: skip
         assert encode_scored_lines(block) == encode_scored_lines(same) and list(block) == same
         assert block[1:3] == same[1:3] and block[-1] == same[-1]

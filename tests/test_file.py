@@ -86,10 +86,10 @@ def test_csv_source_carries_the_header(tmp_path: Path) -> None:
 
 def test_sinks_cut_back_to_the_checkpoint_position(tmp_path: Path) -> None:
     sink = FileSink(tmp_path / "s.jsonl", None)
-    sink.write(Scored("a", 1.0, 0.1, 0.0, False, 0.5, 1))
+    sink.write(Scored("a", 1.0, 0.1, 0.0, False, False, 0.5, 1))
     sink.flush()
     kept = sink.position()
-    sink.write(Scored("b", 2.0, 0.2, 0.0, False, 0.5, 1))
+    sink.write(Scored("b", 2.0, 0.2, 0.0, False, False, 0.5, 1))
     sink.close()
     again = FileSink(tmp_path / "s.jsonl", kept)
     again.close()
@@ -98,7 +98,7 @@ def test_sinks_cut_back_to_the_checkpoint_position(tmp_path: Path) -> None:
 
 def test_a_resume_into_a_new_output_path_starts_it_empty_and_a_short_one_is_refused(tmp_path: Path) -> None:
     sink = FileSink(tmp_path / "new.jsonl", 4096)  # a checkpoint's position, another --out
-    sink.write(Scored("e1", 1.0, 0.5, 0.0, False, 0.9, 1))
+    sink.write(Scored("e1", 1.0, 0.5, 0.0, False, False, 0.9, 1))
     sink.close()
     assert (tmp_path / "new.jsonl").read_bytes().startswith(b'{"id":"e1"')  # no hole before it
     (tmp_path / "short.jsonl").write_bytes(b"x" * 10)

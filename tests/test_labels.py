@@ -9,7 +9,7 @@ from stream.labels import LabelJoin, Pending, RecentIds
 
 
 def entry(i: int, ts: float) -> Pending:
-    return Pending(f"e{i}", ts, np.zeros(2), 0.1, False, np.zeros(1))
+    return Pending(f"e{i}", ts, np.zeros(2), 0.1, False, False, np.zeros(1))
 
 
 def test_join_returns_the_held_event_once() -> None:

@@ -97,7 +97,7 @@ def outcome(runner: Runner, sink: MemorySink, dead: MemoryDeadLetters) -> tuple[
     """What a run gave: every score record, the dead letters, the counts, quality and positions."""
     pipeline = runner.pipeline
     return (
-        [(s.id, s.ts, s.score, s.anomaly, s.alert, s.threshold, s.model_version) for s in sink.durable],
+        [(s.id, s.ts, s.score, s.anomaly, s.alert, s.predicted, s.threshold, s.model_version) for s in sink.durable],
         [(r.origin, reason) for r, reason, _ in dead.items],
         pipeline.counts, pipeline.labels_by_class, pipeline.quality.summary(), runner.positions,
     )  # fmt: skip
@@ -118,6 +118,28 @@ def test_scores_do_not_depend_on_how_the_input_is_polled(monkeypatch: object) ->
         outputs.append([(s.id, s.score, s.anomaly, s.model_version) for s in sink.durable])
         assert runner.pipeline.counts["learned"] > 1000
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_the_class_decision_is_what_gmean_mode_alerts_on_and_leaves_the_alerts_alone() -> None:
+    """Every event gets both verdicts; the class decision of the default (budget) mode is the alert of
+    ``threshold.mode = "gmean"`` event for event (inline and delayed labels), and the budget mode's
+    alerts stay within the budget."""
+    rng = np.random.default_rng(6)
+    values = []
+    for i in range(4000):
+        y = int(rng.random() < 0.05)
+        values.append(event(i, label=None if i % 3 == 0 else y, c=float(rng.normal(1.5 * y, 1.0))))
+        if i % 3 == 0 and i > 20:
+            values.append(orjson.dumps({"id": f"e{i - 18}", "label": int(rng.random() < 0.05)}))
+    runs = {mode: run(values, threshold={"mode": mode, "alert_budget": 0.01}) for mode in ("budget", "gmean")}
+    budget, gmean = ([s for s in sink.durable] for _, sink, _ in runs.values())
+    assert [s.predicted for s in budget] == [s.alert for s in gmean]
+    assert [s.score for s in budget] == [s.score for s in gmean]
+    alerts, predicted = (np.array([getattr(s, name) for s in budget]) for name in ("alert", "predicted"))
+    assert alerts.mean() < 0.02 < predicted.mean()
+    summary = runs["budget"][0].pipeline.quality.summary()
+    assert summary["class_gmean"] > summary["gmean"] and summary["class_recall"] > summary["recall"]
+    assert runs["gmean"][0].pipeline.quality.summary()["gmean"] == summary["class_gmean"]
 
 
 def test_a_micro_batch_is_scored_before_any_of_its_labels_is_learned() -> None:
@@ -239,32 +261,36 @@ def test_learning_steps_are_gathered_in_their_order() -> None:
 
     def block(n: int, tag: str) -> LearnRun:
         ys = [int(v) if v < 2 else None for v in rng.integers(0, 3, n)]
-        return LearnRun([f"{tag}{i}" for i in range(n)], rng.random((n, 4)), ys, rng.random(n), rng.random(n) < 0.5, rng.random((3, n)))
+        return LearnRun([f"{tag}{i}" for i in range(n)], rng.random((n, 4)), ys, rng.random(n), rng.random((2, n)) < 0.5, rng.random((3, n)))
 
     def single(i: int) -> tuple[Pending, int]:
-        return Pending(f"p{i}", 0.0, rng.random(4), float(rng.random()), bool(i % 2), rng.random(3)), i % 2
+        return Pending(f"p{i}", 0.0, rng.random(4), float(rng.random()), bool(i % 2), i == 1, rng.random(3)), i % 2
 
     a, b = block(9, "a"), block(6, "b")
     labelled = {tag: [i for i, y in enumerate(columns.ys) if y is not None] for tag, columns in (("a", a), ("b", b))}
     old = LearnRun.__new__(LearnRun)
     old.__setstate__([["o0", "o1"], rng.random((2, 4)), [1, 0], rng.random(2), np.array([True, False]), rng.random((3, 2))])
-    steps = [a.of(labelled["a"][:2]), single(0), b.of(labelled["b"]), a.of(labelled["a"][2:]), single(1), old, single(2)]
+    old_single = Pending.__new__(Pending)  # saved before events had a class decision: their alert was theirs
+    old_single.__setstate__(["q0", 0.0, rng.random(4), 0.5, True, rng.random(3)])
+    steps = [a.of(labelled["a"][:2]), single(0), b.of(labelled["b"]), a.of(labelled["a"][2:]), single(1), old, single(2), (old_single, 1)]
     steps = pickle.loads(pickle.dumps(steps))  # a checkpoint between micro-batches keeps them
-    expected: list[tuple[str, np.ndarray, int, float, bool, np.ndarray]] = []
+    expected: list[tuple[str, np.ndarray, int, float, list[bool], np.ndarray]] = []
     for step in steps:
         if isinstance(step, LearnRun):
             index = range(len(step.ids)) if step.index is None else step.index
-            expected += [(step.ids[i], step.rows[i], step.ys[i], step.served[i], step.alerts[i], step.candidates[:, i]) for i in index]  # type: ignore[misc]
+            expected += [(step.ids[i], step.rows[i], step.ys[i], step.served[i], step.verdicts[:, i].tolist(), step.candidates[:, i]) for i in index]  # type: ignore[misc]
         else:
             p, y = step
-            expected.append((p.id, p.row, y, p.score, p.alert, p.candidates))
-    ids, rows, ys, served, alerts, scores = learn_columns(steps)
+            expected.append((p.id, p.row, y, p.score, [p.alert, p.predicted], p.candidates))
+    assert expected[-4][4] == [True, True] and expected[-3][4] == [False, False] and expected[-1][4] == [True, True]  # the old forms
+    ids, rows, ys, served, verdicts, scores = learn_columns(steps)
     assert ids == [e[0] for e in expected] and ys.tolist() == [e[2] for e in expected]
     assert np.array_equal(rows, np.stack([e[1] for e in expected])) and np.array_equal(scores, np.stack([e[5] for e in expected], axis=1))
-    assert served.tolist() == [e[3] for e in expected] and alerts.tolist() == [e[4] for e in expected]
+    assert served.tolist() == [e[3] for e in expected] and verdicts.T.tolist() == [e[4] for e in expected]
     one = learn_columns([a.of(labelled["a"][:2]), a.of(labelled["a"][2:])])  # one block only: as the block's
     assert one[0] == [a.ids[i] for i in labelled["a"]] and np.array_equal(one[1], a.rows[labelled["a"]])
     a.ys = [1, 0, 0, 1, 0, 0, 0, 1, 0]
     gapless = learn_columns([a.of(range(1, 4)), a.of([4, 5, 6])])  # events 1 to 6 of the block
     assert gapless[0] == a.ids[1:7] and gapless[2].tolist() == a.ys[1:7] and np.array_equal(gapless[1], a.rows[1:7])
     assert np.array_equal(gapless[3], a.served[1:7]) and np.array_equal(gapless[5], a.candidates[:, 1:7])
+    assert np.array_equal(gapless[4], a.verdicts[:, 1:7]) and np.array_equal(one[4], a.verdicts[:, labelled["a"]])

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import math
+import pickle
+
 import numpy as np
 import pytest
 
@@ -48,13 +51,14 @@ def test_runs_of_any_length_count_as_the_whole_run_at_once() -> None:
     rng = np.random.default_rng(2)
     labels = (rng.random(5_000) < 0.05).astype(np.int64)
     scores = np.r_[0.0, 1.0, rng.random(4_998)]  # the two ends: the first and the last bin
-    alerts = scores > 0.8
+    alerts, predicted = scores > 0.8, scores > 0.4
     run, start = Prequential(window=700, budget=0.01), 0
     while start < 5_000:
         end = start + int(rng.integers(0, 90))
-        run.observe_many(labels[start:end], scores[start:end], alerts[start:end])
+        run.observe_many(labels[start:end], scores[start:end], np.stack([alerts, predicted])[:, start:end])
         start = end
     assert run.confusion == Confusion.of(labels, alerts) and run.n == 5_000
+    assert run.decisions == Confusion.of(labels, predicted) and run.decisions != run.confusion
     bins = np.minimum((scores * BINS).astype(np.int64), BINS - 1)
     assert np.array_equal(run.hist, np.stack([np.bincount(bins[labels == c], minlength=BINS) for c in (0, 1)]))
     assert np.array_equal(run.recent.filled()[0][np.arange(4_300, 5_000) % 700], scores[-700:])  # the last window
@@ -67,3 +71,22 @@ def test_confusion_rates() -> None:
     assert rates["gmean"] == pytest.approx((0.8 * 80 / 90) ** 0.5)
     chance = (18 * 10 + 82 * 90) / 100**2
     assert rates["kappa"] == pytest.approx((0.88 - chance) / (1 - chance))
+
+
+def test_class_decisions_are_counted_beside_the_alerts_and_a_state_saved_before_them_loads() -> None:
+    run = Prequential(window=100, budget=0.01)
+    verdicts = np.array([[True, False, False, False], [True, True, False, True]])  # alerts, class decisions
+    run.observe_many(np.array([1, 0, 0, 1]), np.array([0.9, 0.8, 0.1, 0.2]), verdicts)
+    summary, rolling = run.summary(), run.rolling()
+    assert (summary["recall"], summary["precision"], summary["class_recall"], summary["class_precision"]) == (0.5, 1.0, 1.0, 2 / 3)
+    assert rolling["gmean"] == pytest.approx(math.sqrt(0.5)) and rolling["class_gmean"] == pytest.approx(math.sqrt(0.5))
+    assert rolling["kappa"] == pytest.approx(0.5) and rolling["class_kappa"] == pytest.approx(0.5)
+    state = pickle.loads(pickle.dumps(run)).__dict__
+    del state["decisions"], state["recent_decisions"]
+    old = Prequential.__new__(Prequential)
+    old.__setstate__(state)
+    # Their alerts stand for their class decisions: the same rates, then the two part.
+    assert {k: v for k, v in old.summary().items() if k.startswith("class_")} == {f"class_{k}": v for k, v in Confusion(1, 0, 2, 1).rates().items()}
+    old.observe_many(np.array([1]), np.array([0.7]), np.array([[False], [True]]))
+    assert old.decisions == Confusion(tp=2, fp=0, tn=2, fn=1) and old.confusion == Confusion(tp=1, fp=0, tn=2, fn=2)
+    assert old.rolling()["class_recall"] == 2 / 3 and old.rolling()["recall"] == 1 / 3

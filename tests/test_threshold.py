@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from stream.config import ThresholdSettings
-from stream.threshold import Ranked, Threshold, TopScores, best_gmean_threshold, budget_cut, ring_write
+from stream.threshold import GmeanCut, Ranked, Ring, Threshold, TopScores, best_gmean_threshold, budget_cut, ring_write
 
 
 def test_budget_mode_alerts_on_the_top_share() -> None:
@@ -146,6 +146,85 @@ def test_best_gmean_needs_both_classes() -> None:
     assert best_gmean_threshold(np.array([0.1, 0.2]), np.array([0, 0])) is None
 
 
+def gmean_cut_by_sorting(scores: np.ndarray, labels: np.ndarray) -> float | None:
+    """The reference: every distinct score a cut, all of them sorted, the first best G-mean from the top."""
+    pos = int(labels.sum())
+    neg = labels.shape[0] - pos
+    if pos == 0 or neg == 0:
+        return None
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    tp, fp = np.cumsum(y), np.cumsum(1 - y)
+    gmean = np.sqrt((tp / pos) * (1.0 - fp / neg))
+    gmean[~np.r_[s[1:] != s[:-1], True]] = -1.0  # only between distinct scores
+    k = int(np.argmax(gmean))
+    below = s[k + 1] if k + 1 < s.shape[0] else s[k] - 1e-9
+    return float((s[k] + below) / 2.0)
+
+
+def test_gmean_cut_of_a_ring_equals_sorting_the_window_however_it_was_written() -> None:
+    """Ties across classes, coarse and fine scores, windows where every negative outscores every
+    positive (no cut catches one alone), wrap-arounds and rewrites of the whole window."""
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        size = int(rng.integers(2, 80))
+        threshold = Threshold(ThresholdSettings(mode="gmean", window=max(100, size), refresh_every=1))
+        ring, cut = Ring(size), GmeanCut(size)
+        levels = int(rng.integers(2, 12)) if trial % 2 else 0
+        inverted = trial % 5 == 0
+        for _ in range(25):
+            n = int(rng.integers(1, 2 * size))
+            scores = np.round(rng.random(n), 1) if not levels else rng.integers(0, levels, n) / (levels - 1)
+            labels = ((scores < 0.3) if inverted else (rng.random(n) < rng.random())).astype(np.int64)
+            ring.push_many(scores, labels)
+            if rng.random() < 0.7:
+                values, kept = ring.filled()
+                expected = gmean_cut_by_sorting(values, kept.astype(np.int64))
+                assert cut.cut(ring.values, ring.labels, ring.n) == expected, trial
+                assert best_gmean_threshold(values, kept) == expected
+        restored = pickle.loads(pickle.dumps(cut))  # not saved: sorted afresh at the next ask
+        assert restored.cut(ring.values, ring.labels, ring.n) == gmean_cut_by_sorting(*ring.filled())
+        for y, p in zip(*ring.filled()[::-1]):
+            threshold.observe_label(int(y), float(p))
+        assert threshold.balanced == gmean_cut_by_sorting(*ring.filled())  # (refreshed at every label)
+
+
+def test_every_score_gets_a_class_decision_beside_the_budget_alert() -> None:
+    """Budget mode: the alerts are the budget rule's whatever the labels; the class decision is the
+    alert until labels of both classes give a balanced cut, then the score above it."""
+    settings = ThresholdSettings(alert_budget=0.02, window=2000, refresh_every=50)
+    with_labels, without = Threshold(settings), Threshold(settings)
+    rng = np.random.default_rng(4)
+    for step in range(80):
+        ys = (rng.random(64) < 0.1).astype(np.int64)
+        scores = np.where(ys == 1, rng.uniform(0.5, 1.0, 64), rng.uniform(0.0, 0.6, 64))
+        cuts, alerts, predicted = with_labels.judge(scores)
+        assert [a.tolist() for a in (cuts, alerts)] == [a.tolist() for a in without.judge(scores)[:2]]
+        if with_labels.balanced is None:
+            assert np.array_equal(predicted, alerts)
+        else:
+            assert np.array_equal(predicted, scores > with_labels.balanced) and 0.45 < with_labels.balanced < 0.65
+        if step >= 3:  # labels of both classes from the fourth micro-batch on
+            with_labels.observe_labels(ys, scores)
+    assert with_labels.balanced is not None and alerts.mean() < predicted.mean()
+
+
+def test_a_threshold_saved_before_the_class_decision_loads() -> None:
+    for mode in ("gmean", "budget"):
+        threshold = Threshold(ThresholdSettings(mode=mode, window=500, refresh_every=20))
+        for y, p in [(0, 0.2), (1, 0.8)] * 20:
+            threshold.observe_label(y, p)
+        state = pickle.loads(pickle.dumps(threshold)).__dict__
+        del state["balanced"], state["by_class"]
+        state["gmean_ready"] = True  # what gmean mode saved; budget mode saved False and never fed its ring
+        old = Threshold.__new__(Threshold)
+        old.__setstate__(state)
+        assert old.balanced == (threshold.value if mode == "gmean" else None)
+        old.observe_labels(np.array([0] * 20), np.full(20, 0.1))
+        threshold.observe_labels(np.array([0] * 20), np.full(20, 0.1))
+        assert old.balanced == threshold.balanced
+
+
 def test_ring_write_keeps_the_newest_in_arrival_slots() -> None:
     rng = np.random.default_rng(0)
     for _ in range(300):
@@ -193,11 +272,11 @@ def test_gmean_mode_decides_by_the_budget_until_labels_of_both_classes_give_it_a
     assert alerts / 5000 == pytest.approx(0.02, abs=0.006)  # no labels yet: the alert budget, not a fixed 0.5
     for _ in range(200):
         threshold.observe_label(0, float(rng.uniform(0.0, 0.4)))  # one class only: still no G-mean cut
-    assert not threshold.gmean_ready
+    assert threshold.balanced is None
     for _ in range(2000):
         y = int(rng.random() < 0.1)
         threshold.observe_label(y, float(rng.uniform(0.6, 1.0) if y else rng.uniform(0.0, 0.4)))
-    assert threshold.gmean_ready and 0.35 < threshold.value < 0.65
+    assert threshold.balanced == threshold.value and 0.35 < threshold.value < 0.65
     cut = threshold.value
     assert np.all(threshold.judge(np.array([0.99, 0.01]))[0] == cut)  # the budget window no longer moves it
 
@@ -213,7 +292,7 @@ def test_budget_verdicts_do_not_depend_on_how_the_scores_are_split_into_calls() 
     scores[rng.random(n) < 0.02] = 0.95  # and ties take turns
     settings = ThresholdSettings(window=5_000, refresh_every=100)
     whole = Threshold(settings)
-    cuts, alerts = whole.judge(scores)
+    cuts, alerts, _ = whole.judge(scores)
     assert whole.withheld > 0
     for seed in range(3):
         split = Threshold(settings)
