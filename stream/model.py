@@ -19,8 +19,8 @@ from stream.adwin import monitor_update, new_monitors
 from stream.config import ModelSettings
 from stream.linear import LogisticRegression
 from stream.quality import average_precision, resampled_average_precision
-from stream.threshold import Ranked, ring_write
 from stream.trees import HoeffdingForest
+from stream.windows import Ranked, ring_write
 
 
 class Learner(Protocol):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from stream.threshold import Ring
+from stream.windows import Ring
 
 BINS = 16_384
 

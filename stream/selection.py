@@ -24,7 +24,8 @@ from stream.config import ModelSettings, SelectionSettings
 from stream.adwin import watch_run
 from stream.model import AdwinMonitors, OnlineModel, RiverMonitors
 from stream.quality import average_precision, recall_at_budget, roc_auc
-from stream.threshold import Ranked, best_gmean_threshold, ring_write
+from stream.balanced import best_gmean_threshold
+from stream.windows import Ranked, ring_write
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from stream.config import ThresholdSettings
-from stream.threshold import GmeanCut, Ranked, Ring, Threshold, TopScores, best_gmean_threshold, budget_cut, ring_write
+from stream.threshold import Threshold, TopScores, budget_cut
+from stream.windows import Ranked, ring_write
 
 
 def test_budget_mode_alerts_on_the_top_share() -> None:
@@ -142,53 +143,6 @@ def test_gmean_mode_finds_the_separating_cut() -> None:
     assert 0.35 < threshold.value < 0.65
 
 
-def test_best_gmean_needs_both_classes() -> None:
-    assert best_gmean_threshold(np.array([0.1, 0.2]), np.array([0, 0])) is None
-
-
-def gmean_cut_by_sorting(scores: np.ndarray, labels: np.ndarray) -> float | None:
-    """The reference: every distinct score a cut, all of them sorted, the first best G-mean from the top."""
-    pos = int(labels.sum())
-    neg = labels.shape[0] - pos
-    if pos == 0 or neg == 0:
-        return None
-    order = np.argsort(-scores, kind="stable")
-    s, y = scores[order], labels[order]
-    tp, fp = np.cumsum(y), np.cumsum(1 - y)
-    gmean = np.sqrt((tp / pos) * (1.0 - fp / neg))
-    gmean[~np.r_[s[1:] != s[:-1], True]] = -1.0  # only between distinct scores
-    k = int(np.argmax(gmean))
-    below = s[k + 1] if k + 1 < s.shape[0] else s[k] - 1e-9
-    return float((s[k] + below) / 2.0)
-
-
-def test_gmean_cut_of_a_ring_equals_sorting_the_window_however_it_was_written() -> None:
-    """Ties across classes, coarse and fine scores, windows where every negative outscores every
-    positive (no cut catches one alone), wrap-arounds and rewrites of the whole window."""
-    rng = np.random.default_rng(11)
-    for trial in range(300):
-        size = int(rng.integers(2, 80))
-        threshold = Threshold(ThresholdSettings(mode="gmean", window=max(100, size), refresh_every=1))
-        ring, cut = Ring(size), GmeanCut(size)
-        levels = int(rng.integers(2, 12)) if trial % 2 else 0
-        inverted = trial % 5 == 0
-        for _ in range(25):
-            n = int(rng.integers(1, 2 * size))
-            scores = np.round(rng.random(n), 1) if not levels else rng.integers(0, levels, n) / (levels - 1)
-            labels = ((scores < 0.3) if inverted else (rng.random(n) < rng.random())).astype(np.int64)
-            ring.push_many(scores, labels)
-            if rng.random() < 0.7:
-                values, kept = ring.filled()
-                expected = gmean_cut_by_sorting(values, kept.astype(np.int64))
-                assert cut.cut(ring.values, ring.labels, ring.n) == expected, trial
-                assert best_gmean_threshold(values, kept) == expected
-        restored = pickle.loads(pickle.dumps(cut))  # not saved: sorted afresh at the next ask
-        assert restored.cut(ring.values, ring.labels, ring.n) == gmean_cut_by_sorting(*ring.filled())
-        for y, p in zip(*ring.filled()[::-1]):
-            threshold.observe_label(int(y), float(p))
-        assert threshold.balanced == gmean_cut_by_sorting(*ring.filled())  # (refreshed at every label)
-
-
 def test_every_score_gets_a_class_decision_beside_the_budget_alert() -> None:
     """Budget mode: the alerts are the budget rule's whatever the labels; the class decision is the
     alert until labels of both classes give a balanced cut, then the score above it."""
@@ -223,45 +177,6 @@ def test_a_threshold_saved_before_the_class_decision_loads() -> None:
         old.observe_labels(np.array([0] * 20), np.full(20, 0.1))
         threshold.observe_labels(np.array([0] * 20), np.full(20, 0.1))
         assert old.balanced == threshold.balanced
-
-
-def test_ring_write_keeps_the_newest_in_arrival_slots() -> None:
-    rng = np.random.default_rng(0)
-    for _ in range(300):
-        size = int(rng.integers(1, 20))
-        values, labels = np.zeros((2, size)), np.zeros(size, dtype=np.int64)
-        expected_values, expected_labels = np.zeros((2, size)), np.zeros(size, dtype=np.int64)
-        filled = seen = 0
-        for _ in range(5):
-            n = int(rng.integers(0, 30))
-            new_values, new_labels = rng.normal(size=(2, n)), rng.integers(0, 2, n)
-            filled = ring_write(values, labels, filled, new_values, new_labels)
-            for i in range(n):  # one at a time, slot = arrival index modulo size
-                expected_values[:, (seen + i) % size], expected_labels[(seen + i) % size] = new_values[:, i], new_labels[i]
-            seen += n
-        assert filled == seen
-        assert np.array_equal(values, expected_values) and np.array_equal(labels, expected_labels)
-
-
-def test_ranked_rows_equal_a_fresh_sort_of_the_ring_however_it_was_written() -> None:
-    rng = np.random.default_rng(3)
-    for _ in range(100):
-        size = int(rng.integers(1, 60))
-        values, labels = np.zeros((2, size)), np.zeros(size, dtype=np.int64)
-        ranked, filled = Ranked(2, size), 0
-        for _ in range(12):
-            n = int(rng.integers(0, 2 * size))
-            filled = ring_write(values, labels, filled, np.round(rng.random((2, n)), 1), np.zeros(n, dtype=np.int64))  # ties
-            if rng.random() < 0.1:
-                filled = 0  # a window that starts over (the contest re-opened)
-                ranked.restart()
-            if rng.random() < 0.6:  # asked now and then, as rankings are
-                m = min(filled, size)
-                rows = ranked.update(values, filled)
-                assert all(np.array_equal(rows[i], np.sort(values[i, :m])) for i in range(2))
-        restored = pickle.loads(pickle.dumps(ranked))  # not saved: sorted afresh at the next ask
-        m = min(filled, size)
-        assert np.array_equal(restored.update(values, filled)[1], np.sort(values[1, :m]))
 
 
 def test_gmean_mode_decides_by_the_budget_until_labels_of_both_classes_give_it_a_cut() -> None:
