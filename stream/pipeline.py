@@ -57,8 +57,9 @@ class LearnRun:
         return LearnRun(self.ids, self.rows, self.ys, self.served, self.verdicts, self.candidates, index)
 
 
-# What the threshold says of scores: the alert cut each was judged by, alerts, class decisions.
-Verdicts = tuple[np.ndarray, np.ndarray, np.ndarray]
+# What the threshold says of scores: the alert cut each was judged by, and their verdicts (2 x
+# scores: alerts, class decisions).
+Verdicts = tuple[np.ndarray, np.ndarray]
 
 # One learning step or a run of them, in the order they were learned.
 Step = tuple[Pending, int] | LearnRun
@@ -173,8 +174,8 @@ class Pipeline:
         says, in order): a label keeps its place, the events before it are held or learned first.
         Returns the events' score records and each label's result."""
         scored = ScoredBlock(model_version=self.model.version)  # learning waits for the micro-batch's end
-        cuts, alerts, predicted = verdicts
-        columns = LearnRun(ids, rows, ys, served, np.stack([alerts, predicted]), candidates)
+        cuts, decided = verdicts
+        columns = LearnRun(ids, rows, ys, served, decided, candidates)
         label_results: list[BadRecord | None] = []
         done = 0
         for position, label in [*labels, (len(ids), None)]:
@@ -201,7 +202,7 @@ class Pipeline:
         self._sample("score", started)  # an event's score exists once its chunk's does
         verdicts = self.threshold.judge(served)
         self.counts["scored"] += len(ys)
-        self.counts["alerts"] += int(verdicts[1].sum())
+        self.counts["alerts"] += int(verdicts[1][0].sum())
         self.in_batch += len(ys)
         self.anomaly.learn_many(zs[[y != 1 for y in ys]])  # normal traffic only
         return served, candidates, anomalies, verdicts
@@ -346,9 +347,9 @@ class Pipeline:
         """Prequential: the scores and ``verdicts`` (alerts, class decisions) were served before
         these labels were known."""
         start = 0
-        while start < len(ys):  # pieces end where the history takes a point or the cut is refreshed
+        while start < len(ys):  # pieces end where the history takes a point
             every = self.history.every
-            end = start + min(len(ys) - start, every - self.quality.n % every, self.threshold.until_refresh())
+            end = start + min(len(ys) - start, every - self.quality.n % every)
             self.quality.observe_many(ys[start:end], ps[start:end], verdicts[:, start:end])
             self.threshold.observe_labels(ys[start:end], ps[start:end])
             positives = int(ys[start:end].sum())

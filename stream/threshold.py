@@ -192,20 +192,25 @@ class Threshold:
     def observe_score(self, p: float) -> None:
         self.judge(np.array([p]))
 
-    def judge(self, ps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The alert cut each of these scores was judged by, whether each alerts, and each one's
-        class decision, in order. While the budget rule decides, the scores then join its window,
-        and its cut is worked out every ``refresh_every``."""
-        if not self.by_budget:
+    def judge(self, ps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The alert cut each of these scores was judged by, and their verdicts (2 x scores: whether
+        each alerts, each one's class decision), in order. While the budget rule decides, the scores
+        then join its window, and its cut is worked out every ``refresh_every``."""
+        verdicts = np.empty((2, ps.shape[0]), dtype=bool)
+        alerts, predicted = verdicts
+        if self.by_budget:
+            cuts = self._judge_by_budget(ps, alerts)
+        else:
             cuts = np.full(ps.shape[0], self.value)
-            alerts = ps > cuts
-            return cuts, alerts, alerts
-        cuts, alerts = self._judge_by_budget(ps)
-        return cuts, alerts, alerts if self.balanced is None else ps > self.balanced
+            np.greater(ps, cuts, out=alerts)
+        if self.balanced is None or self.settings.mode == "gmean":  # (then the alerts are the decisions)
+            predicted[:] = alerts
+        else:
+            np.greater(ps, self.balanced, out=predicted)
+        return cuts, verdicts
 
-    def _judge_by_budget(self, ps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _judge_by_budget(self, ps: np.ndarray, alerts: np.ndarray) -> np.ndarray:
         cuts = np.empty(ps.shape[0])
-        alerts = np.empty(ps.shape[0], dtype=bool)
         start = 0
         while start < ps.shape[0]:
             end = start + min(ps.shape[0] - start, self.settings.refresh_every - self.since_scores, self.settings.window)
@@ -217,7 +222,7 @@ class Threshold:
                 self.since_scores = 0
                 self.value, self.tie_share = self.top.cut(self.scores.values, self.scores.n, self.settings.alert_budget)
             start = end
-        return cuts, alerts
+        return cuts
 
     def _budget_alerts(self, ps: np.ndarray, out: np.ndarray) -> None:
         bound = BOUND * self.settings.alert_budget
@@ -226,21 +231,25 @@ class Threshold:
         )  # fmt: skip
         self.withheld += withheld
 
-    def until_refresh(self) -> int:
-        """Labelled events until the balanced cut is worked out again."""
-        return self.settings.refresh_every - self.since_labels
-
     def observe_labels(self, ys: np.ndarray, ps: np.ndarray) -> None:
-        """``observe_label`` of each, in order, for runs that end at a refresh at the latest."""
-        self.labelled.push_many(ps, ys)
-        self.since_labels += ys.shape[0]
-        if self.since_labels >= self.settings.refresh_every:
-            self.since_labels = 0
-            best = self.by_class.cut(self.labelled.values, self.labelled.labels, self.labelled.n)
-            if best is not None:
-                self.balanced = best
-                if self.settings.mode == "gmean":
-                    self.value = best
+        """``observe_label`` of each, in order: the balanced cut is worked out every
+        ``refresh_every`` labels."""
+        start = 0
+        while start < ys.shape[0]:
+            end = start + min(ys.shape[0] - start, self.settings.refresh_every - self.since_labels)
+            self.labelled.push_many(ps[start:end], ys[start:end])
+            self.since_labels += end - start
+            if self.since_labels >= self.settings.refresh_every:
+                self.since_labels = 0
+                self._refresh_balanced()
+            start = end
+
+    def _refresh_balanced(self) -> None:
+        best = self.by_class.cut(self.labelled.values, self.labelled.labels, self.labelled.n)
+        if best is not None:
+            self.balanced = best
+            if self.settings.mode == "gmean":
+                self.value = best
 
     def observe_label(self, y: int, p: float) -> None:
         self.observe_labels(np.array([y]), np.array([p]))

@@ -32,7 +32,7 @@ def test_budget_mode_does_not_flood_on_tied_scores() -> None:
 
 def budget_run(scores: np.ndarray, budget: float = 0.01) -> tuple[Threshold, np.ndarray]:
     threshold = Threshold(ThresholdSettings(mode="budget", alert_budget=budget, window=5000, refresh_every=100))
-    return threshold, np.concatenate([threshold.judge(scores[i : i + 64])[1] for i in range(0, len(scores), 64)])
+    return threshold, np.concatenate([threshold.judge(scores[i : i + 64])[1][0] for i in range(0, len(scores), 64)])
 
 
 @pytest.mark.parametrize("tied_share", [0.04, 0.02, 0.002])
@@ -78,7 +78,7 @@ def test_tied_turns_continue_across_a_checkpoint() -> None:
     _, expected = budget_run(scores)
     threshold, first = budget_run(scores[:10_048])
     threshold = pickle.loads(pickle.dumps(threshold))
-    rest = np.concatenate([threshold.judge(scores[i : i + 64])[1] for i in range(10_048, 20_000, 64)])
+    rest = np.concatenate([threshold.judge(scores[i : i + 64])[1][0] for i in range(10_048, 20_000, 64)])
     assert np.array_equal(np.concatenate([first, rest]), expected)
 
 
@@ -152,8 +152,9 @@ def test_every_score_gets_a_class_decision_beside_the_budget_alert() -> None:
     for step in range(80):
         ys = (rng.random(64) < 0.1).astype(np.int64)
         scores = np.where(ys == 1, rng.uniform(0.5, 1.0, 64), rng.uniform(0.0, 0.6, 64))
-        cuts, alerts, predicted = with_labels.judge(scores)
-        assert [a.tolist() for a in (cuts, alerts)] == [a.tolist() for a in without.judge(scores)[:2]]
+        cuts, (alerts, predicted) = with_labels.judge(scores)
+        alone_cuts, (alone_alerts, _) = without.judge(scores)
+        assert cuts.tolist() == alone_cuts.tolist() and alerts.tolist() == alone_alerts.tolist()
         if with_labels.balanced is None:
             assert np.array_equal(predicted, alerts)
         else:
@@ -183,7 +184,7 @@ def test_gmean_mode_decides_by_the_budget_until_labels_of_both_classes_give_it_a
     threshold = Threshold(ThresholdSettings(mode="gmean", alert_budget=0.02, window=2000, refresh_every=50))
     rng = np.random.default_rng(2)
     scores = rng.beta(0.5, 5.0, size=5000)
-    alerts = sum(int(np.sum(threshold.judge(scores[i : i + 100])[1])) for i in range(0, 5000, 100))
+    alerts = sum(int(np.sum(threshold.judge(scores[i : i + 100])[1][0])) for i in range(0, 5000, 100))
     assert alerts / 5000 == pytest.approx(0.02, abs=0.006)  # no labels yet: the alert budget, not a fixed 0.5
     for _ in range(200):
         threshold.observe_label(0, float(rng.uniform(0.0, 0.4)))  # one class only: still no G-mean cut
@@ -207,12 +208,12 @@ def test_budget_verdicts_do_not_depend_on_how_the_scores_are_split_into_calls() 
     scores[rng.random(n) < 0.02] = 0.95  # and ties take turns
     settings = ThresholdSettings(window=5_000, refresh_every=100)
     whole = Threshold(settings)
-    cuts, alerts, _ = whole.judge(scores)
+    cuts, (alerts, _) = whole.judge(scores)
     assert whole.withheld > 0
     for seed in range(3):
         split = Threshold(settings)
         bounds = np.sort(np.random.default_rng(seed).choice(np.arange(1, n), size=300, replace=False))
         parts = [split.judge(chunk) for chunk in np.split(scores, bounds)]
-        assert np.array_equal(np.concatenate([p[1] for p in parts]), alerts)
+        assert np.array_equal(np.concatenate([p[1][0] for p in parts]), alerts)
         assert np.array_equal(np.concatenate([p[0] for p in parts]), cuts)
         assert (split.withheld, split.alerted, split.value) == (whole.withheld, whole.alerted, whole.value)
