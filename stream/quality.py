@@ -10,11 +10,11 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numba import njit
 
-from stream.windows import Ring
 
 BINS = 16_384
 
@@ -157,14 +157,16 @@ class Prequential:
     decisions: Confusion = field(default_factory=Confusion)  # of the class decisions
 
     def __post_init__(self) -> None:
-        self.recent = Ring(self.window)
-        self.recent_alerts = Ring(self.window)
-        self.recent_decisions = Ring(self.window)
+        # The last ``window`` labelled events (a ring, ``n`` written): score, alert, class decision.
+        self.recent = np.zeros((3, self.window))
+        self.recent_labels = np.zeros(self.window, dtype=np.int8)
 
-    def __setstate__(self, state: dict[str, object]) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         if "decisions" not in state:  # saved before events had a class decision: their alerts stand for them
             state["decisions"] = copy.deepcopy(state["confusion"])
-            state["recent_decisions"] = copy.deepcopy(state["recent_alerts"])
+            scores, alerts = state["recent"], state.pop("recent_alerts")
+            state["recent"] = np.stack([scores.values, alerts.values, alerts.values])
+            state["recent_labels"] = scores.labels
         self.__dict__.update(state)
 
     def observe(self, y: int, p: float, alert: bool, predicted: bool | None = None) -> None:
@@ -174,13 +176,9 @@ class Prequential:
     def observe_many(self, ys: np.ndarray, ps: np.ndarray, verdicts: np.ndarray) -> None:
         """Labels ``ys`` of events served scores ``ps`` and ``verdicts`` (2 x events: alerts, class
         decisions), in order."""
-        alerts, predicted = verdicts[0], verdicts[1]
-        counts = count_labelled(self.hist, ys, ps, alerts, predicted).tolist()
-        for confusion, (tp, fp, tn, fn) in zip((self.confusion, self.decisions), counts):
+        counts = count_labelled(self.hist, ys, ps, verdicts[0], verdicts[1], self.recent, self.recent_labels, self.n)
+        for confusion, (tp, fp, tn, fn) in zip((self.confusion, self.decisions), counts.tolist()):
             confusion.tp, confusion.fp, confusion.tn, confusion.fn = confusion.tp + tp, confusion.fp + fp, confusion.tn + tn, confusion.fn + fn
-        self.recent.push_many(ps, ys)
-        self.recent_alerts.push_many(alerts.astype(np.float64), ys)
-        self.recent_decisions.push_many(predicted.astype(np.float64), ys)
         self.n += ys.shape[0]
 
     def summary(self) -> dict[str, float]:
@@ -198,9 +196,8 @@ class Prequential:
 
     def rolling(self) -> dict[str, float]:
         """Metrics over the last ``window`` labelled events."""
-        scores, labels = self.recent.filled()
-        alerts, _ = self.recent_alerts.filled()
-        decisions, _ = self.recent_decisions.filled()
+        m = min(self.n, self.window)
+        (scores, alerts, decisions), labels = self.recent[:, :m], self.recent_labels[:m]
         out = {"pr_auc": average_precision(scores, labels.astype(np.int64))}
         out.update(Confusion.of(labels, alerts > 0).rates())
         out.update(_class_rates(Confusion.of(labels, decisions > 0)))
@@ -213,14 +210,21 @@ def _class_rates(decisions: Confusion) -> dict[str, float]:
 
 
 @njit(cache=True)
-def count_labelled(hist: np.ndarray, ys: np.ndarray, ps: np.ndarray, alerts: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """Each labelled score into its class's histogram; the run's (tp, fp, tn, fn) of the alerts
-    (row 0) and of the class decisions (row 1)."""
+def count_labelled(
+    hist: np.ndarray, ys: np.ndarray, ps: np.ndarray, alerts: np.ndarray, predicted: np.ndarray, recent: np.ndarray,
+    recent_labels: np.ndarray, filled: int,
+) -> np.ndarray:  # fmt: skip
+    """Each labelled score into its class's histogram, and with its verdicts into the ``recent``
+    ring (``filled`` written so far); the run's (tp, fp, tn, fn) of the alerts (row 0) and of the
+    class decisions (row 1)."""
     counts = np.zeros((2, 4), dtype=np.int64)
+    size = recent_labels.shape[0]
     for i in range(ys.shape[0]):
         hist[ys[i], min(int(ps[i] * BINS), BINS - 1)] += 1
         counts[0, _cell(ys[i], alerts[i])] += 1
         counts[1, _cell(ys[i], predicted[i])] += 1
+        slot = (filled + i) % size
+        recent[0, slot], recent[1, slot], recent[2, slot], recent_labels[slot] = ps[i], alerts[i], predicted[i], ys[i]
     return counts
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from stream.quality import BINS, Confusion, Prequential, average_precision, recall_at_budget, roc_auc
+from stream.windows import Ring
 
 
 def brute_ap(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -61,7 +62,9 @@ def test_runs_of_any_length_count_as_the_whole_run_at_once() -> None:
     assert run.decisions == Confusion.of(labels, predicted) and run.decisions != run.confusion
     bins = np.minimum((scores * BINS).astype(np.int64), BINS - 1)
     assert np.array_equal(run.hist, np.stack([np.bincount(bins[labels == c], minlength=BINS) for c in (0, 1)]))
-    assert np.array_equal(run.recent.filled()[0][np.arange(4_300, 5_000) % 700], scores[-700:])  # the last window
+    assert np.array_equal(run.recent[0][np.arange(4_300, 5_000) % 700], scores[-700:])  # the last window
+    assert np.array_equal(run.recent[2][np.arange(4_300, 5_000) % 700], predicted[-700:])
+    assert np.array_equal(run.recent_labels[np.arange(4_300, 5_000) % 700], labels[-700:])
 
 
 def test_confusion_rates() -> None:
@@ -81,8 +84,11 @@ def test_class_decisions_are_counted_beside_the_alerts_and_a_state_saved_before_
     assert (summary["recall"], summary["precision"], summary["class_recall"], summary["class_precision"]) == (0.5, 1.0, 1.0, 2 / 3)
     assert rolling["gmean"] == pytest.approx(math.sqrt(0.5)) and rolling["class_gmean"] == pytest.approx(math.sqrt(0.5))
     assert rolling["kappa"] == pytest.approx(0.5) and rolling["class_kappa"] == pytest.approx(0.5)
-    state = pickle.loads(pickle.dumps(run)).__dict__
-    del state["decisions"], state["recent_decisions"]
+    state = pickle.loads(pickle.dumps(run)).__dict__  # as it was saved before: scores and alerts in two rings
+    del state["decisions"], state["recent_labels"]
+    state["recent"], state["recent_alerts"] = Ring(100), Ring(100)
+    state["recent"].push_many(np.array([0.9, 0.8, 0.1, 0.2]), np.array([1, 0, 0, 1]))
+    state["recent_alerts"].push_many(verdicts[0].astype(float), np.array([1, 0, 0, 1]))
     old = Prequential.__new__(Prequential)
     old.__setstate__(state)
     # Their alerts stand for their class decisions: the same rates, then the two part.
