@@ -186,11 +186,12 @@ class ThresholdSettings(_Section):
     mode: Literal["budget", "gmean"] = Field(
         "budget",
         description="budget: alert on the top alert_budget of scores (bounds the alert volume); gmean: the cut "
-        "with the best G-mean on recent labels (the budget rule until labels of both classes arrive).",
+        "with the best G-mean on recent labels (the budget rule until labels of both classes arrive). Either way "
+        "each score's class decision ('predicted') is its side of that G-mean cut.",
     )
     alert_budget: float = Field(0.01, gt=0, lt=1, description="q: share of events to alert on.")
-    window: int = Field(20_000, ge=100, description="Recent scores (budget) or labels (gmean) used.")
-    refresh_every: int = Field(100, ge=1, description="Events between threshold recomputations.")
+    window: int = Field(20_000, ge=100, description="Recent scores (budget cut) and labels (G-mean cut) used.")
+    refresh_every: int = Field(100, ge=1, description="Scores (budget cut) and labels (G-mean cut) between recomputations.")
     initial: float = Field(0.5, ge=0, le=1, description="Threshold until the window is warm.")
 
 
