@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import orjson
 
-from stream.events import Record, Scored, encode_scored, encode_scored_lines
+from stream.events import LineOrigins, Record, RecordBatch, Scored, encode_scored, encode_scored_lines
 from stream.protocols import Offsets
 
 
@@ -60,27 +60,43 @@ class FileSource:
             self._clear_read_ahead()
             self.line = -1  # unknown after a seek; origins then name the byte offset only
 
-    def poll(self, max_records: int) -> list[Record]:
-        records: list[Record] = []
-        while len(records) < max_records:
-            if self._at == len(self._values) and not self._read_ahead():
-                self._exhausted = True
+    def poll(self, max_records: int) -> RecordBatch:
+        batch = self._take(max_records)
+        if all(map(bytes.strip, batch.values)):
+            return batch
+        # Blank lines are not records: more lines take their place (a column at a time: rare).
+        values: list[bytes] = []
+        origins: list[str] = []
+        ends: list[int] = []
+        while batch.values:
+            kept = [i for i, v in enumerate(batch.values) if v.strip()]
+            values += [batch.values[i] for i in kept]
+            origins += [batch.origins[i] for i in kept]
+            ends += [batch.next_offsets[i] for i in kept]
+            if len(values) == max_records:
                 break
-            take = slice(self._at, self._at + max_records - len(records))
-            values, ends = self._values[take], self._ends[take]
-            self._at += len(values)
-            if self.line >= 0:
-                numbers = map(str, range(self.line + 1, self.line + 1 + len(values)))
-                origins = list(map(f"{self.name}:".__add__, numbers))
-                self.line += len(values)
-            else:  # after a seek: the byte offset where each line starts
-                origins = [f"{self.name}@{start}" for start in [self.offset, *ends[:-1]]]
-            self.offset = ends[-1]
-            if not all(map(bytes.strip, values)):  # blank lines are not records
-                kept = [i for i, v in enumerate(values) if v.strip()]
-                values, origins, ends = [values[i] for i in kept], [origins[i] for i in kept], [ends[i] for i in kept]
-            records += map(Record, values, origins, repeat(0), ends, repeat(self.header))
-        return records
+            batch = self._take(max_records - len(values))
+        return RecordBatch(values, origins, 0, ends, self.header)
+
+    def _take(self, max_records: int) -> RecordBatch:
+        """The next ``max_records`` lines read ahead (fewer at the end of the file), blank ones too."""
+        unread = True  # lines left in the file
+        while len(self._values) - self._at < max_records and unread:
+            unread = self._read_ahead()
+        take = slice(self._at, self._at + max_records)
+        values, ends = self._values[take], self._ends[take]
+        self._at += len(values)
+        self._exhausted = not unread and self._at == len(self._values)
+        if not values:
+            return RecordBatch([], [], 0, [], self.header)
+        origins: Sequence[str]
+        if self.line >= 0:
+            origins = LineOrigins(self.name, self.line + 1, len(values))
+            self.line += len(values)
+        else:  # after a seek: the byte offset where each line starts
+            origins = [f"{self.name}@{start}" for start in [self.offset, *ends[:-1]]]
+        self.offset = ends[-1]
+        return RecordBatch(values, origins, 0, ends, self.header)
 
     def _clear_read_ahead(self) -> None:
         self._values: list[bytes] = []  # lines read ahead, without their line ends
@@ -89,7 +105,7 @@ class FileSource:
         self._tail = b""  # a line begun, not ended, in what was read
 
     def _read_ahead(self) -> bool:
-        """The next chunk's complete lines into the read-ahead; False at the end of the file.
+        """The next chunk's complete lines after the read-ahead's rest; False at the end of the file.
 
         A giant line is cut after the limit (the decoder rejects it) and skipped without being held whole.
         """
@@ -119,8 +135,9 @@ class FileSource:
             values = [v[: self.max_bytes + 1] for v in values]
         if carriage_returns:
             values = [v.rstrip(b"\r\n") for v in values]
-        ends = list(accumulate(sizes, initial=self.offset))[1:]
-        self._values, self._ends, self._at = values, ends, 0
+        rest, rest_ends = self._values[self._at :], self._ends[self._at :]
+        ends = list(accumulate(sizes, initial=rest_ends[-1] if rest_ends else self.offset))[1:]
+        self._values, self._ends, self._at = rest + values, rest_ends + ends, 0
         return True
 
     def _skip_rest_of_line(self) -> int:

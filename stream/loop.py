@@ -12,12 +12,12 @@ import bisect
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from stream.checkpoint import Checkpointer
-from stream.events import BadRecord, Decoder, Event, EventBlock, Label, Record
+from stream.events import BadRecord, Decoder, Event, EventBlock, Label, Record, positions_after
 from stream.metrics import ServiceMetrics
 from stream.pipeline import Pipeline, head_with_events
 from stream.protocols import DeadLetters, Offsets, Sink, Source
@@ -121,8 +121,7 @@ class Runner:
                 break
             started = time.perf_counter()
             self.handle_many(batch)
-            for record in batch:
-                self.positions["events"][record.partition] = record.next_offset
+            self.positions["events"].update(positions_after(batch))
             if self.gate is not None:
                 self.gate.release()  # labels keep flowing while events idle
             self._after_batch(len(batch), started)
@@ -132,7 +131,7 @@ class Runner:
                 self.gate.release(final=True)
         self.commit_point()
 
-    def handle_many(self, records: list[Record]) -> None:
+    def handle_many(self, records: Sequence[Record]) -> None:
         """Decode the records, score the events and learn the labels in order; bad ones go to the dead letters.
 
         The pipeline takes them a micro-batch at a time; with pacing, one event at a time. A poll of
@@ -172,7 +171,7 @@ class Runner:
             if self.gate is not None:
                 self.gate.release()
 
-    def _process_block(self, records: list[Record], block: EventBlock) -> int:
+    def _process_block(self, records: Sequence[Record], block: EventBlock) -> int:
         """``_process`` of a block's events (and the poll's labels among them) a micro-batch at a
         time; returns how many records the pipeline took (the rest take the general path). A part
         ends at its micro-batch's last event, so labels after it go with the next part (first), as

@@ -25,8 +25,8 @@ Offsets = dict[int, int]
 class Source(Protocol):
     """Where raw records come from."""
 
-    def poll(self, max_records: int) -> list[Record]:
-        """Up to ``max_records`` records; an empty list when none is ready now."""
+    def poll(self, max_records: int) -> Sequence[Record]:
+        """Up to ``max_records`` records; none when none is ready now."""
         ...
 
     @property

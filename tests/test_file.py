@@ -132,3 +132,30 @@ def test_labels_file_is_released_in_event_time(tmp_path: Path) -> None:
     assert runner.positions["labels"] == {0: labels.stat().st_size}
     assert runner.ports.labels is not None
     runner.ports.labels.close()
+
+
+def test_a_run_of_blank_lines_longer_than_polls_gives_the_records_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "blank.jsonl"
+    path.write_bytes(b'{"id":1}\n' + b"\n" * 300_000 + b'{"id":2}\n{"id":3}\n')
+    source = FileSource(path)
+    polled = [source.poll(2) for _ in range(2)]
+    source.close()
+    assert [[(r.value, r.origin) for r in batch] for batch in polled] == [
+        [(b'{"id":1}', "blank.jsonl:1"), (b'{"id":2}', "blank.jsonl:300002")], [(b'{"id":3}', "blank.jsonl:300003")]
+    ]
+    assert source.exhausted and polled[1][0].next_offset == path.stat().st_size
+
+
+def test_a_poll_is_its_records_as_columns(tmp_path: Path) -> None:
+    from stream.events import RecordBatch, positions_after
+
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b"".join(b'{"id":%d}\n' % i for i in range(10)))
+    source = FileSource(path)
+    batch = source.poll(6)
+    source.close()
+    assert isinstance(batch, RecordBatch) and len(batch) == 6
+    records = list(batch)
+    assert [r.origin for r in records] == [f"c.jsonl:{i}" for i in range(1, 7)] and records[-1] == batch[-1] == batch[5]
+    assert list(batch[2:4]) == records[2:4] and list(batch[::2]) == records[::2] and list(batch[4:]) == records[4:]
+    assert positions_after(batch) == {0: records[-1].next_offset} == positions_after(records) and positions_after(batch[:0]) == {}
