@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import logging
 import os
 import pickle
@@ -30,10 +31,21 @@ log = logging.getLogger(__name__)
 # 5: a forest's naive-Bayes normalisers are per class, not per Gaussian (format 4 is converted on
 # load, so a build from before can be upgraded in place; a build from before refuses format 5);
 # 6: a forest's Gaussians are stored field by field, and each leaf keeps its log-odds (formats 4
-# and 5 are converted on load; a build from before refuses format 6, which it would misread).
-FORMAT = 6
+# and 5 are converted on load; a build from before refuses format 6, which it would misread);
+# 7: every score has a class decision beside its alert (the threshold, the prequential counts, the
+# pending events and the learning runs carry it), and ring buffers live in ``stream.windows``
+# (formats 4 to 6 load: their classes are found where they moved, their states are converted; a
+# build from before refuses format 7, whose classes it would not find).
+FORMAT = 7
 OLDEST_READ = 4
 _MAGIC = b"SKEWSTREAM-CKPT"
+# Classes an older format names where they were: (module, name) -> the module they are in now.
+_MOVED = {("stream.threshold", "Ring"): "stream.windows", ("stream.threshold", "Ranked"): "stream.windows"}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(_MOVED.get((module, name), module), name)
 
 
 class CheckpointError(Exception):
@@ -111,7 +123,7 @@ class Checkpointer:
         if hashlib.sha256(payload).hexdigest().encode() != parts[2]:
             raise CheckpointError(f"checkpoint {path.name}: checksum mismatch (truncated or corrupted)")
         self._authenticate(path, payload, parts[3] if len(parts) == 4 else b"-")
-        state: dict[str, Any] = pickle.loads(payload)
+        state: dict[str, Any] = _Unpickler(io.BytesIO(payload)).load()
         return state
 
     def _authenticate(self, path: Path, payload: bytes, signature: bytes) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,7 @@ def test_a_checkpoint_of_an_older_build_is_refused_with_what_to_do(tmp_path: Pat
         Checkpointer(tmp_path, keep=2).load_latest()
 
 
-@pytest.mark.parametrize(("written", "readable"), [(4, True), (5, True), (6, True), (7, False)])
+@pytest.mark.parametrize(("written", "readable"), [(4, True), (5, True), (6, True), (7, True), (8, False)])
 def test_formats_from_the_oldest_read_to_this_one_load(tmp_path: Path, written: int, readable: bool) -> None:
     path = Checkpointer(tmp_path, keep=2).save({"x": 1})
     header, _, payload = path.read_bytes().partition(b"\n")
@@ -123,6 +124,25 @@ def test_formats_from_the_oldest_read_to_this_one_load(tmp_path: Path, written: 
     else:
         with pytest.raises(CheckpointRefused, match="newer skewstream .* checkpoint.dir"):
             Checkpointer(tmp_path, keep=2).load_latest()
+
+
+def test_a_checkpoint_naming_classes_where_they_were_loads(tmp_path: Path) -> None:
+    """Format 6 named the ring buffers ``stream.threshold.Ring`` and ``.Ranked``; they moved."""
+    import pickle
+
+    from stream.windows import Ranked, Ring
+
+    ring = Ring(4)
+    ring.push_many(np.array([0.5, 0.25]), np.array([1, 0]))
+    payload = pickle.dumps({"ring": ring, "ranked": Ranked(2, 4)}, protocol=2)  # names in plain text
+    old = payload.replace(b"cstream.windows\n", b"cstream.threshold\n")
+    assert old.count(b"cstream.threshold\n") == 2
+    path = Checkpointer(tmp_path, keep=2).save({"x": 1})
+    header, _, _ = path.read_bytes().partition(b"\n")
+    magic, _, _, signature = header.split(b" ")
+    path.write_bytes(b"%s 6 %s %s\n" % (magic, hashlib.sha256(old).hexdigest().encode(), signature) + old)
+    state = Checkpointer(tmp_path, keep=2).load_latest()
+    assert state is not None and state["ring"].filled()[0].tolist() == [0.5, 0.25] and state["ranked"].shape == (2, 4)
 
 
 def test_settings_saved_by_an_older_build_take_defaults_for_the_settings_added_since() -> None:
