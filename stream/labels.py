@@ -25,13 +25,12 @@ class Pending:
     predicted: bool  # the class decision it was served
     candidates: np.ndarray  # every candidate model's score, for the contest
 
-    def __getstate__(self) -> list[Any]:
-        return [self.id, self.ts, self.row, self.score, self.alert, self.predicted, self.candidates]
-
-    def __setstate__(self, state: list[Any]) -> None:
-        if len(state) == 6:  # saved before events had a class decision: its alert was its decision
-            state = [*state[:5], state[4], state[5]]
-        self.id, self.ts, self.row, self.score, self.alert, self.predicted, self.candidates = state
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        fields = state[1]  # (no __dict__, the slots' values): how a slotted object pickles
+        if "predicted" not in fields:  # saved before events had a class decision: its alert was its decision
+            fields = {**fields, "predicted": fields["alert"]}
+        for name, value in fields.items():
+            setattr(self, name, value)
 
 
 class LabelJoin:

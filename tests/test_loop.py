@@ -271,7 +271,7 @@ def test_learning_steps_are_gathered_in_their_order() -> None:
     old = LearnRun.__new__(LearnRun)
     old.__setstate__([["o0", "o1"], rng.random((2, 4)), [1, 0], rng.random(2), np.array([True, False]), rng.random((3, 2))])
     old_single = Pending.__new__(Pending)  # saved before events had a class decision: their alert was theirs
-    old_single.__setstate__(["q0", 0.0, rng.random(4), 0.5, True, rng.random(3)])
+    old_single.__setstate__((None, {"id": "q0", "ts": 0.0, "row": rng.random(4), "score": 0.5, "alert": True, "candidates": rng.random(3)}))
     steps = [a.of(labelled["a"][:2]), single(0), b.of(labelled["b"]), a.of(labelled["a"][2:]), single(1), old, single(2), (old_single, 1)]
     steps = pickle.loads(pickle.dumps(steps))  # a checkpoint between micro-batches keeps them
     expected: list[tuple[str, np.ndarray, int, float, list[bool], np.ndarray]] = []
