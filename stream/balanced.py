@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import njit
 
-from stream.windows import replace_sorted
+from stream.windows import SortedView, replace_sorted
 
 NONE = np.zeros(0)
 
@@ -191,15 +191,12 @@ def _merged(kept: np.ndarray, added: np.ndarray, gone: np.ndarray) -> np.ndarray
     return out
 
 
-class GmeanCut:
+class GmeanCut(SortedView):
     """``best_gmean_threshold`` of a labelled ring buffer's window, brought up to date when asked
-    (see the module text). Not saved in a checkpoint: the first ask after a restore starts afresh."""
+    (see the module text). Not saved in a checkpoint (a ``SortedView``): the first ask after a
+    restore starts afresh."""
 
     merge_at = 2048  # negatives' changes kept aside at most (about 10 refreshes of 100 labels)
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._reset()
 
     def _reset(self) -> None:
         self.shadow = np.zeros(self.size)  # the ring's scores as of the last ask
@@ -211,13 +208,6 @@ class GmeanCut:
         self.sizes = np.zeros(3, dtype=np.int64)  # used: positives, added, gone
         self.kept = NONE  # the negatives as of the last merge, sorted
         self.synced = -1  # nothing sorted yet
-
-    def __getstate__(self) -> dict[str, object]:
-        return {"size": self.size}
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.size = state["size"]  # type: ignore[assignment]
-        self._reset()
 
     def cut(self, values: np.ndarray, labels: np.ndarray, filled: int) -> float | None:
         """``best_gmean_threshold`` of ``values[:m]``, ``labels[:m]`` (m = min(filled, size);

@@ -34,12 +34,12 @@ from numba import njit
 
 from stream.balanced import GmeanCut
 from stream.config import ThresholdSettings
-from stream.windows import Ring, replace_sorted, ring_writes
+from stream.windows import Ring, SortedView, replace_sorted, ring_writes
 
 BOUND = 1.5  # at most this many times the budget's share of the window alerts (see the module text)
 
 
-class TopScores:
+class TopScores(SortedView):
     """The highest scores of a ring buffer's window, sorted, brought up to date when asked: every
     score in the window at or above ``floor``, and no other (what the budget rule's cut needs).
 
@@ -47,25 +47,14 @@ class TopScores:
     writes since the last ask enter, and the scores they overwrote leave, only where at or above
     the floor (a merge into a short sorted array, not into the whole window). When too many leave,
     the highest are picked from the whole window afresh; when too many enter, the floor rises. Not
-    saved in a checkpoint: the first ask after a restore picks afresh.
+    saved in a checkpoint (a ``SortedView``): the first ask after a restore picks afresh.
     """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._reset()
 
     def _reset(self) -> None:
         self.shadow = np.zeros((1, self.size))  # the ring as of the last ask
         self.top = np.zeros(0)  # sorted
         self.floor = math.inf
         self.synced = -1  # nothing picked yet
-
-    def __getstate__(self) -> dict[str, object]:
-        return {"size": self.size}
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.size = state["size"]  # type: ignore[assignment]
-        self._reset()
 
     def cut(self, values: np.ndarray, filled: int, budget: float) -> tuple[float, float]:
         """``budget_cut`` of ``values[:min(filled, size)]`` (``filled``: writes so far)."""

@@ -54,6 +54,25 @@ def ring_writes(shadow: np.ndarray, values: np.ndarray, synced: int, filled: int
     return gone, new
 
 
+class SortedView:
+    """A view of a ring buffer's window worked out from it and kept current (sorted, merged): not
+    saved in a checkpoint, only its ``size``; the first ask after a restore starts afresh."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._reset()
+
+    def _reset(self) -> None:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"size": self.size}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.size = state["size"]  # type: ignore[assignment]
+        self._reset()
+
+
 class Ranked:
     """Each row of a ring buffer's filled part, sorted, brought up to date when asked.
 
