@@ -59,7 +59,7 @@ class LearnRun:
 
 # What the threshold says of scores: the alert cut each was judged by, and their verdicts (2 x
 # scores: alerts, class decisions).
-Verdicts = tuple[np.ndarray, np.ndarray]
+Judgement = tuple[np.ndarray, np.ndarray]
 
 # One learning step or a run of them, in the order they were learned.
 Step = tuple[Pending, int] | LearnRun
@@ -156,8 +156,8 @@ class Pipeline:
             events: list[Event] = [messages[i] for i in good]  # type: ignore[misc]
             rows = self.features.vectors(events)
             ids, times, ys = [e.id for e in events], [e.ts for e in events], [e.y for e in events]
-            served, candidates, anomalies, verdicts = self._score_rows(rows, ys, started)
-            scored, label_results = self._take_among(labels, ids, times, ys, rows, served, candidates, anomalies, verdicts)
+            served, candidates, anomalies, judged = self._score_rows(rows, ys, started)
+            scored, label_results = self._take_among(labels, ids, times, ys, rows, served, candidates, anomalies, judged)
             for i, record in zip(good, scored):
                 results[i] = record
         else:  # every event refused: the labels are still learned
@@ -168,14 +168,14 @@ class Pipeline:
 
     def _take_among(
         self, labels: Sequence[tuple[int, Label]], ids: list[str], ts: list[float | None], ys: list[int | None],
-        rows: np.ndarray, served: np.ndarray, candidates: np.ndarray, anomalies: np.ndarray, verdicts: Verdicts,
+        rows: np.ndarray, served: np.ndarray, candidates: np.ndarray, anomalies: np.ndarray, judged: Judgement,
     ) -> tuple[ScoredBlock, list[BadRecord | None]]:  # fmt: skip
         """``_take`` of scored events with ``labels`` among them (each after the number of events it
         says, in order): a label keeps its place, the events before it are held or learned first.
         Returns the events' score records and each label's result."""
         scored = ScoredBlock(model_version=self.model.version)  # learning waits for the micro-batch's end
-        cuts, decided = verdicts
-        columns = LearnRun(ids, rows, ys, served, decided, candidates)
+        cuts, verdicts = judged
+        columns = LearnRun(ids, rows, ys, served, verdicts, candidates)
         label_results: list[BadRecord | None] = []
         done = 0
         for position, label in [*labels, (len(ids), None)]:
@@ -188,8 +188,8 @@ class Pipeline:
 
     def _score_rows(
         self, rows: np.ndarray, ys: list[int | None], started: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Verdicts]:
-        """Served scores, candidates' scores, anomalies and verdicts of admitted events' rows.
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Judgement]:
+        """Served scores, candidates' scores, anomalies and the threshold's judgement of admitted events' rows.
 
         The models take the whole rows (each learner reads its half); the codebook and the anomaly
         scorer measure distances, on the standardised half.
@@ -200,12 +200,13 @@ class Pipeline:
         served, candidates = self.model.score_many(rows)
         anomalies = self.anomaly.score_many(zs, self.sampler)
         self._sample("score", started)  # an event's score exists once its chunk's does
-        verdicts = self.threshold.judge(served)
+        judged = self.threshold.judge(served)
+        alerts = judged[1][0]
         self.counts["scored"] += len(ys)
-        self.counts["alerts"] += int(verdicts[1][0].sum())
+        self.counts["alerts"] += int(alerts.sum())
         self.in_batch += len(ys)
         self.anomaly.learn_many(zs[[y != 1 for y in ys]])  # normal traffic only
-        return served, candidates, anomalies, verdicts
+        return served, candidates, anomalies, judged
 
     def process_block(
         self, block: EventBlock, labels: Sequence[tuple[int, Label]] = ()
@@ -227,8 +228,8 @@ class Pipeline:
         started = time.perf_counter()
         self.ids.add_many(ids)
         rows = self.features.rows(block.raw[:, columns])
-        served, candidates, anomalies, verdicts = self._score_rows(rows, block.ys, started)
-        scored, among = self._take_among(labels[first:], ids, block.ts, block.ys, rows, served, candidates, anomalies, verdicts)
+        served, candidates, anomalies, judged = self._score_rows(rows, block.ys, started)
+        scored, among = self._take_among(labels[first:], ids, block.ts, block.ys, rows, served, candidates, anomalies, judged)
         label_results += among
         if self.in_batch >= self.settings.model.micro_batch:
             self.end_micro_batch()

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-
 BINS = 16_384
 
 
@@ -169,9 +168,8 @@ class Prequential:
             state["recent_labels"] = scores.labels
         self.__dict__.update(state)
 
-    def observe(self, y: int, p: float, alert: bool, predicted: bool | None = None) -> None:
-        verdicts = np.array([[alert], [alert if predicted is None else predicted]])
-        self.observe_many(np.array([y]), np.array([p]), verdicts)
+    def observe(self, y: int, p: float, alert: bool, predicted: bool) -> None:
+        self.observe_many(np.array([y]), np.array([p]), np.array([[alert], [predicted]]))
 
     def observe_many(self, ys: np.ndarray, ps: np.ndarray, verdicts: np.ndarray) -> None:
         """Labels ``ys`` of events served scores ``ps`` and ``verdicts`` (2 x events: alerts, class

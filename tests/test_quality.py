@@ -39,7 +39,7 @@ def test_histogram_whole_run_metrics_are_close_to_exact() -> None:
     scores = np.clip(rng.beta(1, 20, 50_000) + 0.3 * labels * rng.random(50_000), 0, 1)
     run = Prequential(window=1000, budget=0.01)
     for p, y in zip(scores, labels):
-        run.observe(int(y), float(p), bool(p > 0.3))
+        run.observe(int(y), float(p), bool(p > 0.3), bool(p > 0.2))
     summary = run.summary()
     assert summary["pr_auc"] == pytest.approx(average_precision(scores, labels), abs=0.01)
     assert summary["roc_auc"] == pytest.approx(roc_auc(scores, labels), abs=0.002)
