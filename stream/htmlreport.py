@@ -26,6 +26,7 @@ class Joined:
     score: np.ndarray  # labelled events only, in stream order
     label: np.ndarray
     alert: np.ndarray
+    predicted: np.ndarray | None  # the class decisions (None: a scores file from before they existed)
     position: np.ndarray  # index of each labelled event among all scored events
     alerts_all: np.ndarray  # every scored event's alert flag
     changes: list[int]  # scored-event indices where model_version changed
@@ -47,10 +48,12 @@ def load(scores_path: Path, labels_path: Path | None, label_field: str = "label"
     versions = [r["model_version"] for r in rows]
     changes = [i for i in range(1, len(versions)) if versions[i] != versions[i - 1]]
     keep = [i for i, r in enumerate(rows) if str(r["id"]) in labels]
+    decided = all("predicted" in r for r in rows)
     return Joined(
         score=np.array([rows[i]["score"] for i in keep], dtype=float),
         label=np.array([labels[str(rows[i]["id"])] for i in keep], dtype=np.int64),
         alert=alerts_all[keep] if keep else np.zeros(0, dtype=bool),
+        predicted=np.array([bool(rows[i]["predicted"]) for i in keep], dtype=bool) if decided else None,
         position=np.array(keep, dtype=np.int64),
         alerts_all=alerts_all,
         changes=changes,
@@ -58,10 +61,7 @@ def load(scores_path: Path, labels_path: Path | None, label_field: str = "label"
 
 
 def summary(data: Joined, budget: float) -> list[tuple[str, str]]:
-    conf = Confusion()
-    for y, a in zip(data.label.tolist(), data.alert.tolist()):
-        conf.add(y, a)
-    rates = conf.rates()
+    rates = Confusion.of(data.label, data.alert).rates()
     rows = [
         ("events scored", f"{data.alerts_all.shape[0]:,}"),
         ("labelled / positives", f"{data.label.shape[0]:,} / {int(data.label.sum()):,}"),
@@ -71,6 +71,14 @@ def summary(data: Joined, budget: float) -> list[tuple[str, str]]:
         ("alerts: precision / recall", f"{_f(rates['precision'])} / {_f(rates['recall'])}"),
         ("alerts: G-mean / kappa", f"{_f(rates['gmean'])} / {_f(rates['kappa'])}"),
         ("alert rate (all scored events)", _f(float(data.alerts_all.mean()) if data.alerts_all.size else math.nan)),
+    ]
+    if data.predicted is not None:
+        decided = Confusion.of(data.label, data.predicted).rates()
+        rows += [
+            ("class decision: precision / recall", f"{_f(decided['precision'])} / {_f(decided['recall'])}"),
+            ("class decision: G-mean / kappa", f"{_f(decided['gmean'])} / {_f(decided['kappa'])}"),
+        ]
+    rows += [
         ("model changes (drift or champion switch)", f"{len(data.changes):,}"),
     ]
     return rows

@@ -18,6 +18,7 @@ def test_report_joins_scores_and_labels_into_one_self_contained_page(tmp_path: P
     page = out.read_text()
     assert page.count("data:image/png;base64,") == 3 and "PR-AUC" in page and "6,000" in page
     assert f"{len(stream.y):,} / {int(stream.y.sum()):,}" in page  # every label joined, delayed ones too
+    assert "alerts: G-mean / kappa" in page and "class decision: G-mean / kappa" in page
     for name in ("curves", "rolling", "histogram"):
         assert (tmp_path / "r" / f"report-{name}.png").stat().st_size > 5_000
 
