@@ -30,10 +30,16 @@ def best_gmean_threshold(scores: np.ndarray, labels: np.ndarray) -> float | None
     >>> best_gmean_threshold(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1]))
     0.5
     """
-    negatives, positives = np.sort(scores[labels == 0]), np.sort(scores[labels == 1])
-    above = negatives.shape[0] - np.searchsorted(negatives, positives)
+    negatives, positives, above = sorted_by_class(scores, labels)
     cut = best_cut(positives, above, positives.shape[0], negatives, NONE, NONE)
     return None if math.isnan(cut) else cut
+
+
+def sorted_by_class(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The negatives' and the positives' scores, sorted, and for each positive the negatives scored
+    as high or higher."""
+    negatives, positives = np.sort(scores[labels == 0]), np.sort(scores[labels == 1])
+    return negatives, positives, negatives.shape[0] - np.searchsorted(negatives, positives)
 
 
 @njit(cache=True)
@@ -227,9 +233,6 @@ class GmeanCut(SortedView):
     def _start(self, values: np.ndarray, labels: np.ndarray, filled: int) -> None:
         m = min(filled, self.size)
         self.shadow[:m], self.shadow_labels[:m] = values[:m], labels[:m]
-        window, classes = values[:m], labels[:m]
-        positives = np.sort(window[classes == 1])
-        self.kept = np.sort(window[classes == 0])
+        self.kept, positives, above = sorted_by_class(values[:m], labels[:m])
         self.sizes[:] = positives.shape[0], 0, 0
-        self.positives[: positives.shape[0]] = positives
-        self.above[: positives.shape[0]] = self.kept.shape[0] - np.searchsorted(self.kept, positives)
+        self.positives[: positives.shape[0]], self.above[: positives.shape[0]] = positives, above
